@@ -1,0 +1,494 @@
+#include "resilink/core/engine.h"
+
+#include <string.h>
+
+#include "resilink/core/client_id.h"
+
+namespace resilink::core {
+
+namespace {
+constexpr uint8_t kNewline = '\n';
+constexpr uint64_t kMaxU64 = ~static_cast<uint64_t>(0);
+
+uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+}  // namespace
+
+const char* link_state_name(LinkState s) {
+  static const char* const names[] = {
+#define RESILINK_X(name) #name,
+      RESILINK_STATE_TABLE(RESILINK_X)
+#undef RESILINK_X
+  };
+  unsigned i = static_cast<unsigned>(s);
+  return i < sizeof(names) / sizeof(names[0]) ? names[i] : "unknown_state";
+}
+
+Engine::Engine(const EngineConfig& config, EngineObserver* observer)
+    : config_(config), observer_(observer), rng_(config.random_seed ? config.random_seed : 1) {
+  config_.client_id = nullptr;  // copied below; never keep the caller's pointer
+  if (config_.timeout_ms < 8) config_.timeout_ms = 8;
+  if (config_.window < 1) config_.window = 1;
+  if (config_.window > RESILINK_TX_WINDOW) config_.window = RESILINK_TX_WINDOW;
+  if (config_.hold_off_ms == 0) config_.hold_off_ms = 2 * config_.timeout_ms;
+  if (config_.backoff_initial_ms == 0) config_.backoff_initial_ms = 1;
+  if (config_.backoff_max_ms < config_.backoff_initial_ms)
+    config_.backoff_max_ms = config_.backoff_initial_ms;
+  if (config.role == Role::client && config.client_id) {
+    size_t len = strlen(config.client_id);
+    if (validate_client_id(reinterpret_cast<const uint8_t*>(config.client_id), len) == Error::ok) {
+      memcpy(client_id_, config.client_id, len);
+      client_id_len_ = static_cast<uint8_t>(len);
+    }
+  }
+  if (config_.role == Role::server) state_ = LinkState::down;
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+Error Engine::start(uint64_t now) {
+  (void)now;
+  if (config_.role != Role::client) return Error::wrong_role;
+  if (client_id_len_ == 0) return Error::bad_config;
+  if (state_ != LinkState::idle) return Error::wrong_state;
+  state_ = LinkState::link_check;
+  return Error::ok;
+}
+
+Error Engine::handle_link_ready(uint64_t now) {
+  if (state_ != LinkState::link_check) return Error::wrong_state;
+  state_ = LinkState::connecting;
+  connect_at_ = now;
+  return Error::ok;
+}
+
+Error Engine::handle_connected(uint64_t now) {
+  if (config_.role == Role::client) {
+    if (state_ != LinkState::connecting) return Error::wrong_state;
+  } else {
+    if (state_ == LinkState::closed) return Error::closed;
+    if (connection_open()) declare_down(OutageReason::replaced, now);
+  }
+  open_connection(now);
+  return Error::ok;
+}
+
+Error Engine::handle_connect_failed(uint64_t now) {
+  if (state_ != LinkState::connecting) return Error::wrong_state;
+  ++stats_.connect_failures;
+  state_ = LinkState::connect_wait;
+  connect_at_ = now + next_backoff();
+  return Error::ok;
+}
+
+void Engine::open_connection(uint64_t now) {
+  state_ = LinkState::await_peer;
+  ++stats_.connects;
+  connected_at_ = now;
+  last_rx_at_ = now;
+  heard_since_connect_ = false;
+  tx_progress_at_ = now;
+  mid0_accepted_on_connection_ = false;
+  blocked_mid_ = -1;
+  decoder_.reset();
+  protocol_error_ = ProtocolErrorInfo{};
+  // Everything unacknowledged goes again, in order, on the new connection.
+  for (size_t i = 0; i < window_count_; ++i) slot_at(i).sent = false;
+  if (config_.role == Role::client) {
+    // The id, then a keepalive at once so the server hears from us without
+    // waiting a keepalive interval and may start sending.
+    queue_bytes(client_id_, client_id_len_, &kNewline, 1, now);
+    queue_bytes(&kNewline, 1, nullptr, 0, now);
+  } else {
+    // Keepalive now: a client may send data once it has heard from us.
+    queue_bytes(&kNewline, 1, nullptr, 0, now);
+  }
+  ++stats_.keepalives_sent;
+}
+
+void Engine::declare_down(OutageReason why, uint64_t now) {
+  if (!connection_open()) return;
+  uint32_t silence = static_cast<uint32_t>(now - last_rx_at_);
+  ++stats_.outages;
+  stats_.last_outage = why;
+  stats_.last_silence_ms = silence;
+  // Bytes not yet taken by the socket belong to the dead connection; messages
+  // stay in the window and are sent again after the reconnect.
+  tx_len_ = 0;
+  ack_count_ = 0;
+  memset(ack_pending_, 0, sizeof ack_pending_);
+  decoder_.reset();
+  if (why == OutageReason::closed_by_app) {
+    state_ = LinkState::closed;
+  } else if (config_.role == Role::client) {
+    state_ = LinkState::hold_off;
+    hold_until_ = now + config_.hold_off_ms;
+  } else {
+    state_ = LinkState::down;
+  }
+  if (observer_) observer_->on_link_down(why, silence);
+}
+
+void Engine::handle_link_lost(OutageReason why, uint64_t now) {
+  if (state_ == LinkState::connecting && why != OutageReason::closed_by_app) {
+    handle_connect_failed(now);
+    return;
+  }
+  declare_down(why, now);
+}
+
+void Engine::close(uint64_t now) {
+  if (connection_open()) {
+    declare_down(OutageReason::closed_by_app, now);
+  }
+  state_ = LinkState::closed;
+}
+
+// ---------------------------------------------------------------- timing
+
+uint64_t Engine::read_deadline() const {
+  // The first read after a connect gets twice the timeout: the peer may be slow
+  // to start (micropython-iot does the same).
+  uint64_t allowance = heard_since_connect_ ? config_.timeout_ms : 2ull * config_.timeout_ms;
+  return last_rx_at_ + allowance;
+}
+
+uint64_t Engine::next_deadline() const {
+  switch (state_) {
+    case LinkState::hold_off:
+      return hold_until_;
+    case LinkState::connect_wait:
+      return connect_at_;
+    case LinkState::await_peer:
+    case LinkState::up: {
+      uint64_t deadline = read_deadline();
+      if (tx_len_ > 0) deadline = min_u64(deadline, tx_progress_at_ + config_.timeout_ms);
+      deadline = min_u64(deadline, last_queued_at_ + config_.timeout_ms / 4);
+      if (state_ == LinkState::up) {
+        for (size_t i = 0; i < window_count_; ++i) {
+          const Slot& s = slot_at(i);
+          if (!s.acked && s.sent) {
+            deadline = min_u64(deadline, s.sent_at + config_.timeout_ms);
+            break;  // the oldest sent slot is due first
+          }
+        }
+        if (blocked_mid_ >= 0) deadline = min_u64(deadline, blocked_since_ + 2ull * config_.timeout_ms);
+      }
+      return deadline;
+    }
+    default:
+      return kNoDeadline;
+  }
+}
+
+void Engine::handle_timeout(uint64_t now) {
+  switch (state_) {
+    case LinkState::hold_off:
+      if (now >= hold_until_) state_ = LinkState::link_check;
+      return;
+    case LinkState::connect_wait:
+      if (now >= connect_at_) state_ = LinkState::connecting;
+      return;
+    case LinkState::await_peer:
+    case LinkState::up:
+      break;
+    default:
+      return;
+  }
+  if (now >= read_deadline()) {
+    declare_down(OutageReason::read_timeout, now);
+    return;
+  }
+  if (tx_len_ > 0 && now >= tx_progress_at_ + config_.timeout_ms) {
+    declare_down(OutageReason::send_stalled, now);
+    return;
+  }
+  if (state_ == LinkState::up) {
+    // No ACK within the timeout on a live connection: the receiver refused the
+    // message (its queue was full). Resend every unacknowledged message, oldest
+    // first, so the receiver sees them in order again.
+    for (size_t i = 0; i < window_count_; ++i) {
+      Slot& s = slot_at(i);
+      if (s.acked || !s.sent) continue;
+      if (now >= s.sent_at + config_.timeout_ms) {
+        for (size_t j = i; j < window_count_; ++j) slot_at(j).sent = false;
+      }
+      break;
+    }
+    if (blocked_mid_ >= 0 && now >= blocked_since_ + 2ull * config_.timeout_ms) blocked_mid_ = -1;
+  }
+  pump_tx(now);
+}
+
+uint32_t Engine::random() {
+  // xorshift32: tiny, seedable, good enough for jitter.
+  uint32_t x = rng_;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  rng_ = x;
+  return x;
+}
+
+uint32_t Engine::next_backoff() {
+  backoff_ms_ = backoff_ms_ == 0 ? config_.backoff_initial_ms : backoff_ms_ * 2;
+  if (backoff_ms_ > config_.backoff_max_ms) backoff_ms_ = config_.backoff_max_ms;
+  uint32_t half = backoff_ms_ / 2;
+  return half + random() % (backoff_ms_ - half + 1);
+}
+
+// ---------------------------------------------------------------- receive
+
+void Engine::handle_rx(const uint8_t* data, size_t len, uint64_t now) {
+  if (!connection_open() || len == 0) return;
+  last_rx_at_ = now;
+  while (len > 0 && connection_open()) {
+    LineDecoder::Result r = decoder_.feed(data, len);
+    data += r.consumed;
+    len -= r.consumed;
+    if (r.status == LineDecoder::Status::too_long) {
+      protocol_error(Error::line_too_long, now);
+      return;
+    }
+    if (r.status == LineDecoder::Status::line) handle_line(decoder_.line(), decoder_.length(), now);
+  }
+  pump_tx(now);
+}
+
+void Engine::protocol_error(Error e, uint64_t now) {
+  protocol_error_.error = e;
+  protocol_error_.line = decoder_.lines_completed() + (e == Error::line_too_long ? 1 : 0);
+  protocol_error_.byte_offset = decoder_.bytes_consumed();
+  declare_down(OutageReason::protocol_error, now);
+}
+
+void Engine::handle_line(const uint8_t* line, size_t len, uint64_t now) {
+  if (!heard_since_connect_) heard_since_connect_ = true;
+  if (state_ == LinkState::await_peer) {
+    state_ = LinkState::up;
+    backoff_ms_ = 0;
+    if (observer_) observer_->on_link_up();
+    if (!connection_open()) return;
+  }
+  if (len == 0) {
+    ++stats_.keepalives_received;
+    return;
+  }
+  if (len == 1) {
+    protocol_error(Error::malformed_line, now);
+    return;
+  }
+  uint8_t mid;
+  if (!parse_mid(line, &mid)) {
+    protocol_error(Error::bad_message_id, now);
+    return;
+  }
+  if (len == 2) {
+    handle_ack(mid);
+  } else {
+    handle_message(mid, line + 2, len - 2, now);
+  }
+}
+
+void Engine::handle_ack(uint8_t mid) {
+  bool freed = false;
+  for (size_t i = 0; i < window_count_; ++i) {
+    Slot& s = slot_at(i);
+    if (s.acked || s.mid != mid) continue;
+    s.acked = true;
+    --inflight_;
+    ++stats_.messages_acked;
+    if (observer_) observer_->on_write_acked(s.ticket);
+    break;
+  }
+  while (window_count_ > 0 && slot_at(0).acked) {
+    window_head_ = (window_head_ + 1) % RESILINK_TX_WINDOW;
+    --window_count_;
+    freed = true;
+  }
+  // An ACK for no message in flight is a late ACK for a retransmission or a
+  // non-qos message: nothing to do.
+  if (freed && observer_) observer_->on_writable();
+}
+
+void Engine::handle_message(uint8_t mid, const uint8_t* payload, size_t len, uint64_t now) {
+  bool restart = false;
+  if (mid == 0) {
+    // mid 0 is the peer's first message after a restart. A second mid 0 on the
+    // same connection can only be a retransmission, so it is a duplicate. On a
+    // new connection v1 cannot tell the two apart (see docs/PROTOCOL.md).
+    restart = !(mid0_accepted_on_connection_ && seen_.contains(0));
+  }
+  bool duplicate = !restart && seen_.contains(mid);
+  if (duplicate) {
+    ++stats_.duplicates_discarded;
+  } else {
+    bool full = rx_count_ == RESILINK_RX_QUEUE;
+    bool behind_refused = blocked_mid_ >= 0 && blocked_mid_ != mid;
+    if (full || behind_refused) {
+      // Refuse without ACK: the sender retransmits it. Later messages are
+      // refused until this one is taken, so order is kept.
+      if (blocked_mid_ < 0) {
+        blocked_mid_ = mid;
+        blocked_since_ = now;
+      }
+      ++stats_.deferred;
+      return;
+    }
+    if (restart) {
+      seen_.clear();
+      ++stats_.peer_restarts;
+      mid0_accepted_on_connection_ = true;
+    }
+    seen_.accept(mid);
+    if (blocked_mid_ == mid) blocked_mid_ = -1;
+    RxEntry& e = rx_[(rx_head_ + rx_count_) % RESILINK_RX_QUEUE];
+    memcpy(e.payload, payload, len);
+    e.len = static_cast<uint16_t>(len);
+    ++rx_count_;
+    ++stats_.messages_received;
+  }
+  if ((ack_pending_[mid >> 3] & (1u << (mid & 7))) == 0) {
+    ack_pending_[mid >> 3] = static_cast<uint8_t>(ack_pending_[mid >> 3] | (1u << (mid & 7)));
+    ++ack_count_;
+  }
+  if (!duplicate && observer_) observer_->on_line_ready();
+}
+
+bool Engine::peek_line(const uint8_t** data, size_t* len) const {
+  if (rx_count_ == 0) return false;
+  *data = rx_[rx_head_].payload;
+  *len = rx_[rx_head_].len;
+  return true;
+}
+
+void Engine::pop_line() {
+  if (rx_count_ == 0) return;
+  rx_head_ = (rx_head_ + 1) % RESILINK_RX_QUEUE;
+  --rx_count_;
+}
+
+bool Engine::read_line(uint8_t* dst, size_t cap, size_t* len) {
+  const uint8_t* data;
+  size_t n;
+  if (!peek_line(&data, &n)) return false;
+  *len = n;
+  if (n > cap) return false;
+  memcpy(dst, data, n);
+  pop_line();
+  return true;
+}
+
+// ---------------------------------------------------------------- send
+
+bool Engine::queue_bytes(const uint8_t* a, size_t alen, const uint8_t* b, size_t blen,
+                         uint64_t now) {
+  if (alen + blen > RESILINK_TX_BUFFER - tx_len_) return false;
+  if (tx_len_ == 0) tx_progress_at_ = now;
+  memcpy(tx_ + tx_len_, a, alen);
+  if (blen) memcpy(tx_ + tx_len_ + alen, b, blen);
+  tx_len_ += alen + blen;
+  last_queued_at_ = now;
+  return true;
+}
+
+bool Engine::queue_message(uint8_t mid, const uint8_t* payload, size_t len, uint64_t now) {
+  if (len + 3 > RESILINK_TX_BUFFER - tx_len_) return false;
+  uint8_t hex[2];
+  format_mid(mid, hex);
+  queue_bytes(hex, 2, payload, len, now);
+  queue_bytes(&kNewline, 1, nullptr, 0, now);
+  return true;
+}
+
+void Engine::pump_tx(uint64_t now) {
+  if (!connection_open()) return;
+  // ACKs first: they are small and free the peer's window.
+  for (unsigned mid = 0; ack_count_ > 0 && mid < 256; ++mid) {
+    if ((ack_pending_[mid >> 3] & (1u << (mid & 7))) == 0) continue;
+    uint8_t ack[3];
+    format_mid(static_cast<uint8_t>(mid), ack);
+    ack[2] = kNewline;
+    if (!queue_bytes(ack, 3, nullptr, 0, now)) break;
+    ack_pending_[mid >> 3] = static_cast<uint8_t>(ack_pending_[mid >> 3] & ~(1u << (mid & 7)));
+    --ack_count_;
+    ++stats_.acks_sent;
+  }
+  if (state_ == LinkState::up) {
+    for (size_t i = 0; i < window_count_; ++i) {
+      Slot& s = slot_at(i);
+      if (s.acked || s.sent) continue;
+      if (!queue_message(s.mid, s.payload, s.len, now)) break;
+      if (s.ever_sent) ++stats_.retransmits;
+      else ++stats_.messages_sent;
+      s.sent = true;
+      s.ever_sent = true;
+      s.sent_at = now;
+    }
+  }
+  if (now >= last_queued_at_ + config_.timeout_ms / 4) {
+    if (queue_bytes(&kNewline, 1, nullptr, 0, now)) ++stats_.keepalives_sent;
+  }
+}
+
+void Engine::handle_tx_sent(size_t count, uint64_t now) {
+  if (count == 0) return;
+  if (count > tx_len_) count = tx_len_;
+  memmove(tx_, tx_ + count, tx_len_ - count);
+  tx_len_ -= count;
+  tx_progress_at_ = now;
+  pump_tx(now);
+  if (observer_ && state_ == LinkState::up) observer_->on_writable();
+}
+
+bool Engine::can_write(bool qos, size_t len) const {
+  if (state_ == LinkState::closed) return false;
+  if (len > kMaxPayload) return false;
+  // Keep the span of mids in use well inside the receiver's 128-id memory, so
+  // that a new mid never equals one still in flight.
+  if (window_count_ > 0 && mid_distance(slot_at(0).mid, mids_.peek()) >= 100) return false;
+  if (qos) return inflight_ < config_.window && window_count_ < RESILINK_TX_WINDOW;
+  if (state_ != LinkState::up) return false;
+  for (size_t i = 0; i < window_count_; ++i)
+    if (!slot_at(i).acked && !slot_at(i).sent) return false;  // keep order behind qos
+  return len + 3 <= RESILINK_TX_BUFFER - tx_len_;
+}
+
+Error Engine::write(const uint8_t* payload, size_t len, bool qos, uint64_t now, uint32_t* ticket) {
+  if (state_ == LinkState::closed) return Error::closed;
+  if (len == 0) return Error::empty_payload;
+  if (len > kMaxPayload) return Error::payload_too_long;
+  if (memchr(payload, '\n', len)) return Error::payload_has_newline;
+  if (!qos && state_ != LinkState::up) return Error::link_down;
+  if (!can_write(qos, len)) return Error::would_block;
+  uint8_t mid = mids_.take();
+  uint32_t t = next_ticket_++;
+  if (ticket) *ticket = t;
+  if (!qos) {
+    queue_message(mid, payload, len, now);
+    ++stats_.messages_sent;
+    return Error::ok;
+  }
+  Slot& s = slot_at(window_count_);
+  s.ticket = t;
+  s.sent_at = 0;
+  s.ever_sent = false;
+  s.len = static_cast<uint16_t>(len);
+  s.mid = mid;
+  s.sent = false;
+  s.acked = false;
+  memcpy(s.payload, payload, len);
+  ++window_count_;
+  ++inflight_;
+  pump_tx(now);
+  return Error::ok;
+}
+
+bool Engine::is_pending(uint32_t ticket) const {
+  for (size_t i = 0; i < window_count_; ++i) {
+    const Slot& s = slot_at(i);
+    if (s.ticket == ticket) return !s.acked;
+  }
+  return false;
+}
+
+}  // namespace resilink::core

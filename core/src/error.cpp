@@ -1,0 +1,55 @@
+#include "resilink/core/error.h"
+
+namespace resilink::core {
+
+namespace {
+struct ErrorInfo {
+  const char* name;
+  const char* description;
+  ErrorKind kind;
+};
+constexpr ErrorInfo kErrors[] = {
+#define RESILINK_X(name, kind, text) {#name, text, ErrorKind::kind},
+    RESILINK_ERROR_TABLE(RESILINK_X)
+#undef RESILINK_X
+};
+constexpr unsigned kErrorCount = sizeof(kErrors) / sizeof(kErrors[0]);
+
+struct OutageInfo {
+  const char* name;
+  const char* description;
+};
+constexpr OutageInfo kOutages[] = {
+#define RESILINK_X(name, text) {#name, text},
+    RESILINK_OUTAGE_TABLE(RESILINK_X)
+#undef RESILINK_X
+};
+constexpr unsigned kOutageCount = sizeof(kOutages) / sizeof(kOutages[0]);
+}  // namespace
+
+const char* error_name(Error e) {
+  unsigned i = static_cast<unsigned>(e);
+  return i < kErrorCount ? kErrors[i].name : "unknown_error";
+}
+
+const char* error_description(Error e) {
+  unsigned i = static_cast<unsigned>(e);
+  return i < kErrorCount ? kErrors[i].description : "unknown error";
+}
+
+ErrorKind error_kind(Error e) {
+  unsigned i = static_cast<unsigned>(e);
+  return i < kErrorCount ? kErrors[i].kind : ErrorKind::usage;
+}
+
+const char* outage_reason_name(OutageReason r) {
+  unsigned i = static_cast<unsigned>(r);
+  return i < kOutageCount ? kOutages[i].name : "unknown_reason";
+}
+
+const char* outage_reason_description(OutageReason r) {
+  unsigned i = static_cast<unsigned>(r);
+  return i < kOutageCount ? kOutages[i].description : "unknown reason";
+}
+
+}  // namespace resilink::core
