@@ -30,6 +30,7 @@ Engine::Engine(const EngineConfig& config, EngineObserver* observer)
   if (config_.window < 1) config_.window = 1;
   if (config_.window > RESILINK_TX_WINDOW) config_.window = RESILINK_TX_WINDOW;
   if (config_.hold_off_ms == 0) config_.hold_off_ms = 2 * config_.timeout_ms;
+  if (config_.connect_timeout_ms == 0) config_.connect_timeout_ms = 2 * config_.timeout_ms;
   if (config_.backoff_initial_ms == 0) config_.backoff_initial_ms = 1;
   if (config_.backoff_max_ms < config_.backoff_initial_ms)
     config_.backoff_max_ms = config_.backoff_initial_ms;
@@ -158,6 +159,8 @@ uint64_t Engine::next_deadline() const {
       return hold_until_;
     case LinkState::connect_wait:
       return connect_at_;
+    case LinkState::connecting:
+      return connect_at_ + config_.connect_timeout_ms;
     case LinkState::await_peer:
     case LinkState::up: {
       uint64_t deadline = read_deadline();
@@ -187,6 +190,9 @@ void Engine::handle_timeout(uint64_t now) {
       return;
     case LinkState::connect_wait:
       if (now >= connect_at_) state_ = LinkState::connecting;
+      return;
+    case LinkState::connecting:
+      if (now >= connect_at_ + config_.connect_timeout_ms) handle_connect_failed(now);
       return;
     case LinkState::await_peer:
     case LinkState::up:

@@ -33,6 +33,8 @@ void LineDecoder::reset() {
   fill_ = 0;
   line_length_ = 0;
   line_ready_ = false;
+  lines_completed_ = 0;
+  bytes_consumed_ = 0;
 }
 
 }  // namespace resilink::core

@@ -36,6 +36,7 @@
 //   link_check   handle_link_ready()                 connecting
 //   connecting   handle_connected()                  await_peer   queue "<id>\n\n"
 //   connecting   handle_connect_failed()             connect_wait backoff, jittered
+//   connecting   connect_timeout_ms pass             connect_wait backoff, jittered
 //   connect_wait backoff expires                     connecting
 //   await_peer   first line received                 up           on_link_up
 //   up           nothing received for timeout        hold_off     on_link_down
@@ -99,6 +100,9 @@ struct EngineConfig {
   // from [delay/2, delay] so a fleet does not reconnect in step.
   uint32_t backoff_initial_ms = 250;
   uint32_t backoff_max_ms = 8000;
+  // Client role: a connection attempt not completed in this time has failed
+  // (with the radio down a TCP connect hangs unanswered). 0 means 2 x timeout.
+  uint32_t connect_timeout_ms = 0;
   uint32_t random_seed = 1;
   // qos messages in flight at once, 1..RESILINK_TX_WINDOW.
   uint8_t window = RESILINK_TX_WINDOW;

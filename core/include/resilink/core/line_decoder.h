@@ -33,7 +33,7 @@ class LineDecoder {
   const uint8_t* line() const { return buffer_; }
   size_t length() const { return line_length_; }
 
-  // Forget any partial line (after a reconnect or an error).
+  // Start a new stream: forget any partial line and the stream position.
   void reset();
 
   // Position of the decoder in the stream, for error messages.

@@ -1,0 +1,294 @@
+// Engine unit tests: one engine, bytes in and out by hand, literal timestamps.
+#include "resilink/core/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "support/engine_pair.h"
+
+using namespace resilink::core;
+using resilink::test::drain_lines;
+using resilink::test::Recorder;
+using resilink::test::write_str;
+
+namespace {
+
+std::string take_tx(Engine& e, uint64_t now) {
+  const uint8_t* data;
+  size_t n = e.tx_pending(&data);
+  std::string out(reinterpret_cast<const char*>(data), n);
+  e.handle_tx_sent(n, now);
+  return out;
+}
+
+void rx(Engine& e, const std::string& s, uint64_t now) {
+  e.handle_rx(reinterpret_cast<const uint8_t*>(s.data()), s.size(), now);
+}
+
+struct ServerEngine : ::testing::Test {
+  Recorder events;
+  Engine engine{[] {
+                  EngineConfig c;
+                  c.role = Role::server;
+                  c.timeout_ms = 2000;
+                  c.window = 4;
+                  return c;
+                }(),
+                &events};
+  void connect_and_hear(uint64_t now) {
+    ASSERT_EQ(engine.handle_connected(now), Error::ok);
+    EXPECT_EQ(take_tx(engine, now), "\n");  // keepalive at once
+    rx(engine, "\n", now);
+    ASSERT_TRUE(engine.is_up());
+  }
+};
+
+TEST(ClientEngine, SendsIdAndKeepaliveOnConnectAndDataOnlyAfterHearingServer) {
+  Recorder ev;
+  EngineConfig c;
+  c.client_id = "dev7";
+  Engine e(c, &ev);
+  ASSERT_EQ(e.start(1), Error::ok);
+  EXPECT_EQ(e.state(), LinkState::link_check);
+  e.handle_link_ready(2);
+  EXPECT_EQ(e.state(), LinkState::connecting);
+  e.handle_connected(3);
+  EXPECT_EQ(take_tx(e, 3), "dev7\n\n");
+  EXPECT_EQ(write_str(e, "hello", true, 4), Error::ok);  // qos accepted while waiting
+  EXPECT_EQ(take_tx(e, 4), "");                          // but not sent yet
+  rx(e, "\n", 5);
+  EXPECT_TRUE(e.is_up());
+  EXPECT_EQ(ev.ups, 1);
+  EXPECT_EQ(take_tx(e, 5), "00hello\n");
+}
+
+TEST(ClientEngine, RejectsMissingOrBadId) {
+  EngineConfig c;
+  Engine none(c, nullptr);
+  EXPECT_EQ(none.start(1), Error::bad_config);
+  c.client_id = "has space";
+  Engine spaced(c, nullptr);
+  EXPECT_EQ(spaced.start(1), Error::bad_config);
+}
+
+TEST_F(ServerEngine, AcksEveryMessageAndDiscardsDuplicates) {
+  connect_and_hear(10);
+  rx(engine, "00a\n01b\n01b\n", 20);
+  EXPECT_EQ(drain_lines(engine), "a\nb\n");
+  EXPECT_EQ(take_tx(engine, 20), "00\n01\n");
+  EXPECT_EQ(engine.stats().duplicates_discarded, 1u);
+}
+
+TEST_F(ServerEngine, SecondMidZeroOnOneConnectionIsDuplicateButNewConnectionMeansRestart) {
+  connect_and_hear(10);
+  rx(engine, "00first\n00first\n", 20);
+  EXPECT_EQ(drain_lines(engine), "first\n");
+  EXPECT_EQ(engine.stats().duplicates_discarded, 1u);
+  connect_and_hear(30);  // the peer reconnected: replaced
+  rx(engine, "00first\n", 40);
+  // v1 cannot tell a retransmission of mid 0 from a restart on a new
+  // connection; it delivers rather than risk losing a restarted peer's message.
+  EXPECT_EQ(drain_lines(engine), "first\n");
+  EXPECT_EQ(engine.stats().peer_restarts, 2u);
+}
+
+TEST_F(ServerEngine, DeclaresOutageAfterTimeoutOfSilence) {
+  connect_and_hear(1000);
+  engine.handle_timeout(2999);
+  EXPECT_TRUE(engine.is_up());
+  engine.handle_timeout(3000);
+  EXPECT_EQ(engine.state(), LinkState::down);
+  ASSERT_EQ(events.downs.size(), 1u);
+  EXPECT_EQ(events.downs[0], OutageReason::read_timeout);
+  EXPECT_EQ(events.silences[0], 2000u);
+}
+
+TEST_F(ServerEngine, FirstReadAfterConnectGetsTwiceTheTimeout) {
+  ASSERT_EQ(engine.handle_connected(1000), Error::ok);
+  for (uint64_t t = 1000; t < 4999; t += 100) {
+    engine.handle_timeout(t);
+    take_tx(engine, t);
+  }
+  engine.handle_timeout(4999);
+  EXPECT_EQ(engine.state(), LinkState::await_peer);
+  engine.handle_timeout(5000);
+  EXPECT_EQ(engine.state(), LinkState::down);
+}
+
+TEST_F(ServerEngine, KeepaliveEveryQuarterTimeout) {
+  connect_and_hear(1000);
+  EXPECT_EQ(take_tx(engine, 1000), "");
+  EXPECT_EQ(engine.next_deadline(), 1500u);
+  engine.handle_timeout(1499);
+  EXPECT_EQ(take_tx(engine, 1499), "");
+  rx(engine, "\n", 1499);
+  engine.handle_timeout(1500);
+  EXPECT_EQ(take_tx(engine, 1500), "\n");
+}
+
+TEST_F(ServerEngine, ProtocolErrorsNameWhatAndWhere) {
+  struct Case {
+    std::string bytes;
+    Error error;
+    uint32_t line;
+  } cases[] = {
+      {"\n01ok\nzzbad\n", Error::bad_message_id, 3},
+      {"x\n", Error::malformed_line, 1},
+      {"00" + std::string(RESILINK_MAX_LINE, 'a') + "\n", Error::line_too_long, 1},
+  };
+  uint64_t now = 100;
+  for (const auto& c : cases) {
+    ASSERT_EQ(engine.handle_connected(now), Error::ok);
+    take_tx(engine, now);
+    rx(engine, c.bytes, now);
+    EXPECT_EQ(engine.state(), LinkState::down) << c.bytes;
+    EXPECT_EQ(engine.last_protocol_error().error, c.error) << error_name(c.error);
+    EXPECT_EQ(engine.last_protocol_error().line, c.line) << error_name(c.error);
+    EXPECT_EQ(events.downs.back(), OutageReason::protocol_error);
+    now += 10;
+  }
+  EXPECT_EQ(drain_lines(engine), "ok\n");  // accepted before the error: kept
+}
+
+TEST_F(ServerEngine, WriteValidatesPayload) {
+  connect_and_hear(10);
+  EXPECT_EQ(write_str(engine, "", true, 11), Error::empty_payload);
+  EXPECT_EQ(write_str(engine, "a\nb", true, 11), Error::payload_has_newline);
+  EXPECT_EQ(write_str(engine, std::string(RESILINK_MAX_LINE - 1, 'x'), true, 11),
+            Error::payload_too_long);
+  EXPECT_EQ(write_str(engine, std::string(RESILINK_MAX_LINE - 2, 'x'), true, 11), Error::ok);
+  EXPECT_EQ(error_kind(Error::payload_has_newline), ErrorKind::usage);
+  EXPECT_EQ(error_kind(Error::bad_message_id), ErrorKind::protocol);
+  EXPECT_STREQ(error_name(Error::line_too_long), "line_too_long");
+}
+
+TEST_F(ServerEngine, QosRetransmittedAfterTimeoutWithoutAck) {
+  connect_and_hear(0);
+  uint32_t ticket = 0;
+  ASSERT_EQ(write_str(engine, "m", true, 100, &ticket), Error::ok);
+  EXPECT_EQ(take_tx(engine, 100), "00m\n");
+  for (uint64_t t = 500; t < 2100; t += 400) {  // peer alive, keepalives both ways
+    rx(engine, "\n", t);
+    engine.handle_timeout(t);
+    take_tx(engine, t);
+  }
+  engine.handle_timeout(2100);
+  EXPECT_EQ(take_tx(engine, 2100), "00m\n");
+  EXPECT_EQ(engine.stats().retransmits, 1u);
+  EXPECT_TRUE(engine.is_pending(ticket));
+  rx(engine, "00\n", 2200);
+  EXPECT_FALSE(engine.is_pending(ticket));
+  ASSERT_EQ(events.acked.size(), 1u);
+  EXPECT_EQ(events.acked[0], ticket);
+}
+
+TEST_F(ServerEngine, NonQosNeedsLinkAndIsNeverRetransmitted) {
+  EXPECT_EQ(write_str(engine, "x", false, 1), Error::link_down);
+  connect_and_hear(10);
+  ASSERT_EQ(write_str(engine, "x", false, 11), Error::ok);
+  EXPECT_EQ(take_tx(engine, 11), "00x\n");
+  for (uint64_t t = 500; t < 6000; t += 400) {
+    rx(engine, "\n", t);
+    engine.handle_timeout(t);
+    EXPECT_EQ(take_tx(engine, t).find('x'), std::string::npos);
+  }
+}
+
+TEST_F(ServerEngine, WindowBoundsQosInFlight) {
+  connect_and_hear(10);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(write_str(engine, "q", true, 11), Error::ok);
+  EXPECT_EQ(write_str(engine, "q", true, 11), Error::would_block);
+  rx(engine, "00\n", 12);
+  EXPECT_EQ(write_str(engine, "q", true, 12), Error::ok);
+}
+
+TEST_F(ServerEngine, PeerThatStopsTakingBytesIsAnOutage) {
+  connect_and_hear(0);
+  ASSERT_EQ(write_str(engine, "m", true, 10), Error::ok);  // queued, never taken
+  for (uint64_t t = 400; t < 2000; t += 400) {
+    rx(engine, "\n", t);
+    engine.handle_timeout(t);
+  }
+  engine.handle_timeout(2010);
+  EXPECT_EQ(engine.state(), LinkState::down);
+  EXPECT_EQ(events.downs.back(), OutageReason::send_stalled);
+  EXPECT_TRUE(engine.inflight() == 1);  // the message is kept for the next link
+}
+
+TEST_F(ServerEngine, FullReceiveQueueRefusesWithoutAckAndKeepsOrder) {
+  connect_and_hear(0);
+  std::string burst;
+  for (int i = 1; i <= RESILINK_RX_QUEUE + 2; ++i) {
+    char line[16];
+    snprintf(line, sizeof line, "%02xm%d\n", i, i);
+    burst += line;
+  }
+  rx(engine, burst, 10);
+  EXPECT_EQ(engine.rx_queued(), size_t{RESILINK_RX_QUEUE});
+  EXPECT_EQ(engine.stats().deferred, 2u);
+  std::string acks = take_tx(engine, 10);
+  char refused[8];
+  snprintf(refused, sizeof refused, "%02x\n", RESILINK_RX_QUEUE + 1);
+  EXPECT_EQ(acks.find(refused), std::string::npos) << "refused message must not be ACKed";
+  drain_lines(engine);
+  // The sender resends oldest first: the later one alone is still refused.
+  char later[16], first[16];
+  snprintf(later, sizeof later, "%02xm%d\n", RESILINK_RX_QUEUE + 2, RESILINK_RX_QUEUE + 2);
+  snprintf(first, sizeof first, "%02xm%d\n", RESILINK_RX_QUEUE + 1, RESILINK_RX_QUEUE + 1);
+  rx(engine, later, 20);
+  EXPECT_EQ(engine.rx_queued(), 0u);
+  rx(engine, std::string(first) + later, 30);
+  char expect[32];
+  snprintf(expect, sizeof expect, "m%d\nm%d\n", RESILINK_RX_QUEUE + 1, RESILINK_RX_QUEUE + 2);
+  EXPECT_EQ(drain_lines(engine), expect);
+}
+
+TEST(ClientEngineBackoff, GrowsCappedAndJitteredDeterministically) {
+  auto delays = [](uint32_t seed) {
+    EngineConfig c;
+    c.client_id = "d";
+    c.random_seed = seed;
+    c.backoff_initial_ms = 100;
+    c.backoff_max_ms = 1000;
+    Engine e(c, nullptr);
+    e.start(0);
+    e.handle_link_ready(0);
+    std::vector<uint64_t> out;
+    uint64_t now = 0;
+    for (int i = 0; i < 8; ++i) {
+      e.handle_connect_failed(now);
+      uint64_t due = e.next_deadline();
+      out.push_back(due - now);
+      now = due;
+      e.handle_timeout(now);
+      EXPECT_EQ(e.state(), LinkState::connecting);
+    }
+    return out;
+  };
+  auto a = delays(1), b = delays(1), c = delays(2);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  uint64_t cap = 100;
+  for (uint64_t d : a) {
+    EXPECT_GE(d, cap / 2);
+    EXPECT_LE(d, cap);
+    cap = std::min<uint64_t>(cap * 2, 1000);
+  }
+}
+
+TEST(ClientEngineConnect, HangingConnectTimesOut) {
+  EngineConfig c;
+  c.client_id = "d";
+  c.timeout_ms = 1000;
+  Engine e(c, nullptr);
+  e.start(0);
+  e.handle_link_ready(0);
+  e.handle_timeout(1999);
+  EXPECT_EQ(e.state(), LinkState::connecting);
+  e.handle_timeout(2000);
+  EXPECT_EQ(e.state(), LinkState::connect_wait);
+  EXPECT_EQ(e.stats().connect_failures, 1u);
+}
+
+}  // namespace
