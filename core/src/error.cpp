@@ -1,5 +1,13 @@
 #include "resilink/core/error.h"
 
+#include "resilink/core/config.h"
+
+#if RESILINK_ERROR_TEXT
+#define RESILINK_TEXT(text) text
+#else
+#define RESILINK_TEXT(text) nullptr
+#endif
+
 namespace resilink::core {
 
 namespace {
@@ -9,7 +17,7 @@ struct ErrorInfo {
   ErrorKind kind;
 };
 constexpr ErrorInfo kErrors[] = {
-#define RESILINK_X(name, kind, text) {#name, text, ErrorKind::kind},
+#define RESILINK_X(name, kind, text) {#name, RESILINK_TEXT(text), ErrorKind::kind},
     RESILINK_ERROR_TABLE(RESILINK_X)
 #undef RESILINK_X
 };
@@ -20,7 +28,7 @@ struct OutageInfo {
   const char* description;
 };
 constexpr OutageInfo kOutages[] = {
-#define RESILINK_X(name, text) {#name, text},
+#define RESILINK_X(name, text) {#name, RESILINK_TEXT(text)},
     RESILINK_OUTAGE_TABLE(RESILINK_X)
 #undef RESILINK_X
 };
@@ -34,7 +42,8 @@ const char* error_name(Error e) {
 
 const char* error_description(Error e) {
   unsigned i = static_cast<unsigned>(e);
-  return i < kErrorCount ? kErrors[i].description : "unknown error";
+  if (i >= kErrorCount) return "unknown error";
+  return kErrors[i].description ? kErrors[i].description : kErrors[i].name;
 }
 
 ErrorKind error_kind(Error e) {
@@ -49,7 +58,8 @@ const char* outage_reason_name(OutageReason r) {
 
 const char* outage_reason_description(OutageReason r) {
   unsigned i = static_cast<unsigned>(r);
-  return i < kOutageCount ? kOutages[i].description : "unknown reason";
+  if (i >= kOutageCount) return "unknown reason";
+  return kOutages[i].description ? kOutages[i].description : kOutages[i].name;
 }
 
 }  // namespace resilink::core

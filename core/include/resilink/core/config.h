@@ -5,7 +5,7 @@
 // small microcontroller; the Linux build raises some of them (see
 // CMakeLists.txt). Memory per Engine is roughly
 //   RESILINK_RX_QUEUE * (RESILINK_MAX_LINE + 2)
-// + RESILINK_TX_WINDOW * (RESILINK_MAX_LINE + 12)
+// + RESILINK_TX_WINDOW * (RESILINK_MAX_LINE + 16)
 // + RESILINK_TX_BUFFER + RESILINK_MAX_LINE + 80 bytes.
 #ifndef RESILINK_CORE_CONFIG_H
 #define RESILINK_CORE_CONFIG_H
@@ -37,6 +37,12 @@
 // Longest client id, in bytes, not counting the '\n'.
 #ifndef RESILINK_MAX_ID
 #define RESILINK_MAX_ID 32
+#endif
+
+// 1: error_description()/outage_reason_description() return sentences;
+// 0: they return the short names, saving about 1.2 KB of flash.
+#ifndef RESILINK_ERROR_TEXT
+#define RESILINK_ERROR_TEXT 0
 #endif
 
 #if RESILINK_MAX_LINE < 3

@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "resilink/core/config.h"
+
 namespace resilink::core {
 
 // X(name, kind, description)
@@ -39,6 +41,7 @@ enum class Error : uint8_t {
 enum class ErrorKind : uint8_t { flow, usage, protocol };
 
 const char* error_name(Error e);
+// A sentence when RESILINK_ERROR_TEXT is 1 (Linux), else the name.
 const char* error_description(Error e);
 ErrorKind error_kind(Error e);
 
