@@ -333,10 +333,10 @@ void Engine::handle_message(uint8_t mid, const uint8_t* payload, size_t len, uin
     if (full || behind_refused) {
       // Refuse without ACK: the sender retransmits it. Later messages are
       // refused until this one is taken, so order is kept.
-      if (blocked_mid_ < 0) {
-        blocked_mid_ = mid;
-        blocked_since_ = now;
-      }
+      if (blocked_mid_ < 0) blocked_mid_ = mid;
+      // The block lapses 2 x timeout after the refused message was last seen
+      // (a non-qos message is never resent), never while it is still coming.
+      if (blocked_mid_ == mid) blocked_since_ = now;
       ++stats_.deferred;
       return;
     }

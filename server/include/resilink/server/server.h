@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "resilink/core/engine.h"
+#include "resilink/write_options.h"
 
 namespace spdlog {
 class logger;
@@ -64,11 +65,6 @@ struct ServerOptions {
   DuplicatePolicy duplicate_policy = DuplicatePolicy::replace_old;
   uint8_t window = RESILINK_TX_WINDOW;
   std::shared_ptr<spdlog::logger> logger;  // default: spdlog's default logger
-};
-
-struct WriteOptions {
-  bool qos = true;   // keep until acknowledged, retransmit, deliver exactly once
-  bool wait = true;  // qos: wait until nothing else is in flight (keeps order)
 };
 
 class Server;
