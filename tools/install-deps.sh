@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages resilink builds and tests with (needs root).
+# Skips apt entirely when everything is already installed.
+set -euo pipefail
+
+packages=(
+  cmake ninja-build g++ clang-14 libclang-rt-14-dev   # toolchains; clang for ASan/UBSan
+  libasio-dev libcli11-dev libspdlog-dev libfmt-dev   # server shell, command line, logs
+  libgtest-dev                                        # tests
+  gcc-xtensa-lx106 picolibc-xtensa-lx106-elf          # core for ESP8266
+  gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib    # core for Cortex-M0+
+  python3 iproute2                                    # interop harness
+)
+if [ "${1:-}" = "--demo" ]; then
+  packages=(cmake ninja-build g++ libasio-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}; run as root (or: sudo $0)" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, builds with g++ and runs the
+# suite, then builds with clang under ASan+UBSan and runs it again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/install-deps.sh
+
+jobs=$(nproc)
+cmake -S . -B build/gcc -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=g++
+cmake --build build/gcc -j "$jobs"
+ctest --test-dir build/gcc --output-on-failure -j "$jobs"
+
+cmake -S . -B build/sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-14 \
+  -DRESILINK_SANITIZE=ON
+cmake --build build/sanitize -j "$jobs"
+# The microcontroller build does not depend on the host compiler: run it once.
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build/sanitize --output-on-failure -j "$jobs" -LE mcu
