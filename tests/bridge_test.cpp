@@ -7,10 +7,10 @@
 #include <thread>
 
 #include "support/child_process.h"
-#include "support/stall_relay.h"
+#include "resilink/lab/stall_relay.h"
 
 using resilink::test::ChildProcess;
-using resilink::test::StallRelay;
+using resilink::lab::StallRelay;
 using namespace std::chrono_literals;
 
 namespace {

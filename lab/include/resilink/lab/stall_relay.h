@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-namespace resilink::test {
+namespace resilink::lab {
 
 class StallRelay {
  public:
@@ -153,4 +153,4 @@ class StallRelay {
   std::thread thread_;
 };
 
-}  // namespace resilink::test
+}  // namespace resilink::lab
