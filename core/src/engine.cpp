@@ -8,7 +8,6 @@ namespace resilink::core {
 
 namespace {
 constexpr uint8_t kNewline = '\n';
-constexpr uint64_t kMaxU64 = ~static_cast<uint64_t>(0);
 
 uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 }  // namespace

@@ -81,7 +81,7 @@ class Notifier {
   asio::steady_timer timer_;
 };
 
-class Connection : private core::EngineObserver {
+class Connection final : private core::EngineObserver {
  public:
   Connection(Server& server, std::string id);
   ~Connection();
