@@ -5,7 +5,6 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <string_view>
 
@@ -141,11 +140,9 @@ class Output {
 }  // namespace
 
 int run_client_bridge(const ClientBridgeOptions& options) {
-  auto log = options.logger;
-  if (!log) {
-    log = std::make_shared<spdlog::logger>("resilink",
-                                           std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-  }
+  // The command line points spdlog's default logger at stderr and sets its
+  // level and pattern; stdout carries only messages.
+  auto log = options.logger ? options.logger : spdlog::default_logger();
   ClientOptions client_options;
   client_options.id = options.id;
   client_options.host = options.host;

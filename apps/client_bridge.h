@@ -11,7 +11,7 @@
 // writable; until then received messages stay in the engine, whose full queue
 // makes the server hold back (flow control, not loss). Empty lines are skipped
 // with a warning; a line longer than Client::kMaxPayload is skipped with an
-// error naming its line number. Logs go to stderr.
+// error naming its line number. Logs go to the command line's stderr logger.
 #ifndef RESILINK_APPS_CLIENT_BRIDGE_H
 #define RESILINK_APPS_CLIENT_BRIDGE_H
 
@@ -35,7 +35,7 @@ struct ClientBridgeOptions {
   uint16_t port = 0;
   uint32_t timeout_ms = 2000;
   // Test seams: the descriptors used as stdin/stdout and the log destination
-  // (empty: stderr).
+  // (empty: spdlog's default logger, which the command line sends to stderr).
   int input_fd = STDIN_FILENO;
   int output_fd = STDOUT_FILENO;
   std::shared_ptr<spdlog::logger> logger;

@@ -25,9 +25,15 @@ inline const std::error_category& core_category() {
   return category;
 }
 
-inline std::error_code make_error_code(core::Error e) {
-  return {static_cast<int>(e), core_category()};
-}
+}  // namespace resilink
+
+namespace resilink::core {
+// Beside the enum, where std::error_code's constructor finds it by ADL.
+inline std::error_code make_error_code(Error e) { return {static_cast<int>(e), core_category()}; }
+}  // namespace resilink::core
+
+namespace resilink {
+using core::make_error_code;
 
 // Monotonic milliseconds: the clock every shell passes to the engine.
 inline uint64_t monotonic_ms() {

@@ -96,10 +96,10 @@ class Client {
   core::Error start();
 
   // One pass of the driver loop: timers, connect progress, receive, send, and
-  // at most one poll(2) of the socket and extra_fds lasting no longer than
-  // max_wait_ms (negative: until the engine's next deadline) or the engine's
-  // next deadline. extra_fds' revents are filled in for the caller; entries
-  // with a negative fd are ignored, as poll(2) does.
+  // one poll(2) of the socket and extra_fds lasting no longer than the
+  // engine's next deadline or max_wait_ms (negative: 1 s). extra_fds' revents
+  // are filled in for the caller; entries with a negative fd are ignored, as
+  // poll(2) does.
   void run_once(int max_wait_ms, std::span<pollfd> extra_fds = {});
 
   // ---- non-blocking application API

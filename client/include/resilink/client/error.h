@@ -24,6 +24,14 @@ std::error_code make_error_code(ClientErrc e);
 
 }  // namespace resilink
 
+namespace resilink::core {
+// resilink/error_code.h declares make_error_code(core::Error) in namespace
+// resilink, where argument-dependent lookup (which std::error_code's converting
+// constructor relies on) does not look for a resilink::core enum. Without this,
+// `std::error_code ec = core::Error::closed;` does not compile.
+using resilink::make_error_code;
+}  // namespace resilink::core
+
 template <>
 struct std::is_error_code_enum<resilink::ClientErrc> : std::true_type {};
 

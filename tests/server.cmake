@@ -1,0 +1,6 @@
+# resilink::Server over real loopback TCP, against hand-written v1 clients on
+# blocking POSIX sockets. Included from tests/CMakeLists.txt.
+add_executable(server_test server_test.cpp)
+target_link_libraries(server_test PRIVATE resilink_server GTest::gtest_main)
+target_include_directories(server_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+gtest_discover_tests(server_test DISCOVERY_TIMEOUT 60)

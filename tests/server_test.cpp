@@ -1,0 +1,1051 @@
+// resilink::Server over real loopback TCP (test layer 4, without a proxy).
+//
+// Each test runs a Server on 127.0.0.1, port 0, with a short timeout, in an
+// asio::io_context on a background thread (TestServer). The test thread plays
+// hand-written v1 clients with plain blocking POSIX sockets (RawClient): it
+// writes the exact bytes of the protocol and reads lines with a deadline, so
+// every byte the server sends is checked as the wire carries it.
+//
+// Server state is only touched on the io thread: TestServer::call() runs a
+// function there and waits for its result, TestServer::spawn() starts an
+// application coroutine there and returns a std::future of its result.
+// The server's log goes to a capturing sink, so tests can check that a bad
+// input is named in the log. Set RESILINK_TEST_LOG=1 to see the log on stderr.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "resilink/error_code.h"
+#include "resilink/server/server.h"
+
+namespace resilink {
+namespace {
+
+using namespace std::chrono_literals;
+using core::Error;
+using core::OutageReason;
+
+constexpr uint32_t kTimeout = 250;  // T, ms: outage after T of silence, 2T before the first line
+constexpr auto kKeepaliveEvery = std::chrono::milliseconds(kTimeout / 5);  // a little under T/4
+
+ServerOptions test_options() {
+  ServerOptions options;
+  options.address = "127.0.0.1";
+  options.port = 0;
+  options.timeout_ms = kTimeout;
+  return options;
+}
+
+std::string mid_hex(unsigned mid) {
+  char hex[3];
+  std::snprintf(hex, sizeof hex, "%02x", mid & 0xffu);
+  return hex;
+}
+
+template <class T>
+bool ready(std::future<T>& future, std::chrono::milliseconds limit = 2s) {
+  return future.wait_for(limit) == std::future_status::ready;
+}
+
+// ---------------------------------------------------------------- log capture
+
+// Keeps every formatted log line. base_sink locks mutex_ around sink_it_, and
+// text() takes the same lock, so the test thread can read while the io thread
+// logs (an ostream_sink's stream could not be read safely meanwhile).
+class CaptureSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  CaptureSink() : echo_(std::getenv("RESILINK_TEST_LOG") != nullptr) {}
+
+  std::string text() {
+    std::lock_guard lock(mutex_);
+    return text_;
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t formatted;
+    formatter_->format(msg, formatted);
+    text_.append(formatted.data(), formatted.size());
+    if (echo_) std::fwrite(formatted.data(), 1, formatted.size(), stderr);
+  }
+  void flush_() override {}
+
+ private:
+  bool echo_;
+  std::string text_;
+};
+
+// ---------------------------------------------------------------- server harness
+
+class TestServer {
+ public:
+  explicit TestServer(ServerOptions options = test_options()) : sink_(std::make_shared<CaptureSink>()) {
+    auto logger = std::make_shared<spdlog::logger>("server_test", sink_);
+    logger->set_level(spdlog::level::debug);
+    options.logger = logger;
+    server_ = std::make_unique<Server>(io_, std::move(options));
+    std::error_code ec = server_->listen();
+    if (ec) throw std::system_error(ec, "Server::listen");
+    port_ = server_->port();
+    thread_ = std::thread([this] {
+      try {
+        io_.run();
+      } catch (const std::exception& e) {
+        std::lock_guard lock(error_mutex_);
+        io_error_ = e.what();
+      }
+      drained_.set_value();
+    });
+  }
+
+  // Closes the server on its thread and checks that the io_context then runs
+  // out of work: close() must end every coroutine, socket and timer.
+  ~TestServer() {
+    asio::post(io_, [this] { server_->close(); });
+    work_.reset();
+    if (drained_future_.wait_for(3s) != std::future_status::ready) {
+      ADD_FAILURE() << "io_context still had work 3 s after Server::close()";
+      io_.stop();
+    }
+    thread_.join();
+    if (!io_error_.empty()) ADD_FAILURE() << "exception escaped io_context::run(): " << io_error_;
+    if (::testing::Test::HasFailure()) std::fprintf(stderr, "---- server log ----\n%s", log().c_str());
+    server_.reset();
+  }
+
+  TestServer(const TestServer&) = delete;
+  TestServer& operator=(const TestServer&) = delete;
+
+  uint16_t port() const { return port_; }
+  std::string log() { return sink_->text(); }
+
+  bool wait_for_log(std::string_view needle, std::chrono::milliseconds limit = 2s) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      if (log().find(needle) != std::string::npos) return true;
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+
+  // Runs f(server) on the io thread and returns its result.
+  template <class F>
+  auto call(F f) {
+    using R = std::invoke_result_t<F&, Server&>;
+    auto promise = std::make_shared<std::promise<R>>();
+    auto future = promise->get_future();
+    asio::post(io_, [promise, f = std::move(f), server = server_.get()]() mutable {
+      try {
+        if constexpr (std::is_void_v<R>) {
+          f(*server);
+          promise->set_value();
+        } else {
+          promise->set_value(f(*server));
+        }
+      } catch (...) {
+        promise->set_exception(std::current_exception());
+      }
+    });
+    if (future.wait_for(5s) != std::future_status::ready)
+      throw std::runtime_error("the io thread did not run a call within 5 s");
+    return future.get();
+  }
+
+  // Starts the coroutine f(server) on the io thread; its result (or the
+  // exception it ends with) arrives through the future.
+  template <class F>
+  auto spawn(F f) {
+    using T = typename std::invoke_result_t<F&, Server&>::value_type;
+    auto promise = std::make_shared<std::promise<T>>();
+    auto future = promise->get_future();
+    asio::post(io_, [this, promise, f = std::move(f)]() mutable {
+      auto body = [f = std::move(f), server = server_.get()]() mutable { return f(*server); };
+      if constexpr (std::is_void_v<T>) {
+        asio::co_spawn(io_, std::move(body), [promise](std::exception_ptr e) {
+          if (e) promise->set_exception(e);
+          else promise->set_value();
+        });
+      } else {
+        asio::co_spawn(io_, std::move(body), [promise](std::exception_ptr e, T value) {
+          if (e) promise->set_exception(e);
+          else promise->set_value(std::move(value));
+        });
+      }
+    });
+    return future;
+  }
+
+  // Runs f on the io thread without waiting for it (to keep that thread busy).
+  template <class F>
+  void post(F f) {
+    asio::post(io_, std::move(f));
+  }
+
+  // ---- shortcuts, each run on the io thread
+  Connection* find(const std::string& id) {
+    return call([id](Server& s) { return s.find(id); });
+  }
+  core::EngineStats stats(const std::string& id) {
+    return call([id](Server& s) {
+      Connection* c = s.find(id);
+      return c ? c->stats() : core::EngineStats{};
+    });
+  }
+  bool up(const std::string& id) {
+    return call([id](Server& s) {
+      Connection* c = s.find(id);
+      return c != nullptr && c->status();
+    });
+  }
+  uint32_t reconnects(const std::string& id) {
+    return call([id](Server& s) {
+      Connection* c = s.find(id);
+      return c ? c->reconnects() : ~0u;
+    });
+  }
+  size_t connection_count() {
+    return call([](Server& s) { return s.connections().size(); });
+  }
+  // Starts an application read of the next message from `id`.
+  std::future<std::string> readline(const std::string& id) {
+    return spawn([id](Server& s) -> asio::awaitable<std::string> {
+      Connection& c = s.connection(id);
+      co_return co_await c.readline();
+    });
+  }
+  // Starts an application write to `id`.
+  std::future<std::error_code> write(const std::string& id, std::string line,
+                                     WriteOptions options = {}) {
+    return spawn([id, line, options](Server& s) -> asio::awaitable<std::error_code> {
+      Connection& c = s.connection(id);
+      co_return co_await c.write(line, options);
+    });
+  }
+
+ private:
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
+  std::shared_ptr<CaptureSink> sink_;
+  std::unique_ptr<Server> server_;
+  uint16_t port_ = 0;
+  std::promise<void> drained_;
+  std::future<void> drained_future_ = drained_.get_future();
+  std::mutex error_mutex_;
+  std::string io_error_;
+  std::thread thread_;
+};
+
+// ---------------------------------------------------------------- raw v1 client
+
+// A hand-written v1 client on a blocking POSIX socket. It sends exactly the
+// bytes it is given; a background thread can send keepalives ("\n") every
+// kKeepaliveEvery while the test thread reads.
+class RawClient {
+ public:
+  enum class Status { line, timeout, closed };
+  struct Read {
+    Status status;
+    std::string line;
+  };
+
+  // receive_buffer > 0 sets SO_RCVBUF before connecting (it caps the window).
+  explicit RawClient(uint16_t port, int receive_buffer = 0) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "socket");
+    if (receive_buffer > 0)
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(port);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) < 0) {
+      int err = errno;
+      ::close(fd_);
+      throw std::system_error(err, std::generic_category(), "connect");
+    }
+    connected_at_ = monotonic_ms();
+  }
+
+  ~RawClient() {
+    stop_keepalive();
+    ::close(fd_);
+  }
+
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  uint64_t connected_at() const { return connected_at_; }
+  uint64_t last_send_ms() const { return last_send_ms_; }
+
+  // Writes all of `bytes` (one send under the lock, so a keepalive never lands
+  // inside a line). False if the socket refused them (closed by the server).
+  bool send(std::string_view bytes) {
+    std::lock_guard lock(send_mutex_);
+    while (!bytes.empty()) {
+      ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return false;
+      }
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+    last_send_ms_ = monotonic_ms();
+    return true;
+  }
+
+  // This client's next message id, in its own sequence from 00.
+  std::string next_mid() { return mid_hex(next_mid_++); }
+
+  // Sends `<next mid><payload>\n` and returns the mid.
+  std::string send_message(const std::string& payload) {
+    std::string mid = next_mid();
+    send(mid + payload + "\n");
+    return mid;
+  }
+
+  // The next line, keepalives ("") included.
+  Read read_line(std::chrono::milliseconds limit) {
+    uint64_t deadline = monotonic_ms() + static_cast<uint64_t>(limit.count());
+    for (;;) {
+      size_t newline = buffer_.find('\n');
+      if (newline != std::string::npos) {
+        std::string line = buffer_.substr(0, newline);
+        buffer_.erase(0, newline + 1);
+        return {Status::line, std::move(line)};
+      }
+      if (closed_) return {Status::closed, {}};
+      uint64_t now = monotonic_ms();
+      if (now >= deadline) return {Status::timeout, {}};
+      pollfd p{fd_, POLLIN, 0};
+      int r = ::poll(&p, 1, static_cast<int>(deadline - now));
+      if (r <= 0) continue;
+      char chunk[4096];
+      ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+      if (n > 0) {
+        buffer_.append(chunk, static_cast<size_t>(n));
+      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        closed_ = true;  // EOF, or a reset (server closed with bytes unread)
+        closed_at_ = monotonic_ms();
+      }
+    }
+  }
+
+  // The next line that is not a keepalive (an ACK or a message), or nullopt
+  // on timeout or close.
+  std::optional<std::string> next_message(std::chrono::milliseconds limit = 2s) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      Read r = read_line(std::max(left, 0ms));
+      if (r.status != Status::line) return std::nullopt;
+      if (!r.line.empty()) return r.line;
+    }
+  }
+
+  // Reads until the server closes the connection. Non-keepalive lines seen on
+  // the way are appended to *seen. True if closed within the limit.
+  bool wait_closed(std::chrono::milliseconds limit, std::vector<std::string>* seen = nullptr) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      Read r = read_line(std::max(left, 0ms));
+      if (r.status == Status::closed) return true;
+      if (r.status == Status::timeout) return false;
+      if (seen && !r.line.empty()) seen->push_back(r.line);
+    }
+  }
+  // When wait_closed() saw the close (monotonic ms).
+  uint64_t closed_at() const { return closed_at_; }
+
+  void start_keepalive() {
+    stop_keepalive();
+    {
+      std::lock_guard lock(keepalive_mutex_);
+      keepalive_stop_ = false;
+    }
+    keepalive_ = std::thread([this] {
+      std::unique_lock lock(keepalive_mutex_);
+      while (!keepalive_cv_.wait_for(lock, kKeepaliveEvery, [this] { return keepalive_stop_; })) {
+        if (!send("\n")) return;
+      }
+    });
+  }
+
+  void stop_keepalive() {
+    if (!keepalive_.joinable()) return;
+    {
+      std::lock_guard lock(keepalive_mutex_);
+      keepalive_stop_ = true;
+    }
+    keepalive_cv_.notify_all();
+    keepalive_.join();
+  }
+
+ private:
+  int fd_ = -1;
+  uint64_t connected_at_ = 0;
+  std::atomic<uint64_t> last_send_ms_{0};
+  unsigned next_mid_ = 0;
+  std::string buffer_;
+  bool closed_ = false;
+  uint64_t closed_at_ = 0;
+  std::mutex send_mutex_;
+  std::mutex keepalive_mutex_;
+  std::condition_variable keepalive_cv_;
+  bool keepalive_stop_ = false;
+  std::thread keepalive_;
+};
+
+// Sends `<id>\n\n` and expects the server's first line: a keepalive.
+::testing::AssertionResult handshake(RawClient& client, const std::string& id) {
+  if (!client.send(id + "\n\n")) return ::testing::AssertionFailure() << "send of the id failed";
+  RawClient::Read r = client.read_line(2s);
+  if (r.status != RawClient::Status::line)
+    return ::testing::AssertionFailure() << "no line from the server after the id '" << id << "'";
+  if (!r.line.empty())
+    return ::testing::AssertionFailure() << "first line from the server is '" << r.line
+                                         << "', expected a keepalive";
+  return ::testing::AssertionSuccess();
+}
+
+// One message each way between `client` (id `id`) and the server application:
+// the client's message is ACKed and read by the application; the
+// application's qos write reaches the client and completes on its ACK.
+::testing::AssertionResult exchange(TestServer& server, RawClient& client, const std::string& id,
+                                    const std::string& payload) {
+  auto read = server.readline(id);
+  std::string mid = client.send_message(payload);
+  auto ack = client.next_message();
+  if (ack != mid) return ::testing::AssertionFailure() << id << ": expected ACK " << mid << ", got '"
+                                                       << ack.value_or("(nothing)") << "'";
+  if (!ready(read)) return ::testing::AssertionFailure() << id << ": application read nothing";
+  std::string got = read.get();
+  if (got != payload)
+    return ::testing::AssertionFailure() << id << ": application read '" << got << "', expected '"
+                                         << payload << "'";
+
+  auto write = server.write(id, "re:" + payload);
+  auto message = client.next_message();
+  if (!message || message->size() < 3 || message->substr(2) != "re:" + payload)
+    return ::testing::AssertionFailure() << id << ": expected a message 're:" << payload << "', got '"
+                                         << message.value_or("(nothing)") << "'";
+  client.send(message->substr(0, 2) + "\n");
+  if (!ready(write)) return ::testing::AssertionFailure() << id << ": qos write did not complete";
+  std::error_code ec = write.get();
+  if (ec) return ::testing::AssertionFailure() << id << ": write failed: " << ec.message();
+  return ::testing::AssertionSuccess();
+}
+
+// ================================================================ 1. handshake, exchange
+
+TEST(ServerTest, HandshakeThenOneMessageEachWay) {
+  TestServer ts;
+  auto conn_future = ts.spawn([](Server& s) -> asio::awaitable<Connection*> {
+    Connection& c = co_await s.client("dev1");
+    co_return &c;
+  });
+  RawClient dev(ts.port());
+  ASSERT_TRUE(handshake(dev, "dev1"));
+  ASSERT_TRUE(ready(conn_future)) << "server.client(\"dev1\") did not complete after the handshake";
+  Connection* conn = conn_future.get();
+  EXPECT_EQ(conn, ts.find("dev1"));
+  dev.start_keepalive();
+
+  auto read = ts.spawn([conn](Server&) -> asio::awaitable<std::string> { co_return co_await conn->readline(); });
+  dev.send("00hi\n");
+  EXPECT_EQ(dev.next_message(), "00");  // the ACK
+  ASSERT_TRUE(ready(read));
+  EXPECT_EQ(read.get(), "hi");
+
+  auto write = ts.spawn([conn](Server&) -> asio::awaitable<std::error_code> {
+    co_return co_await conn->write("hello");
+  });
+  EXPECT_EQ(dev.next_message(), "00hello");  // server's own sequence starts at 00
+  EXPECT_FALSE(ready(write, 100ms)) << "a qos write completed before its ACK";
+  dev.send("00\n");
+  ASSERT_TRUE(ready(write));
+  EXPECT_FALSE(write.get());
+
+  EXPECT_TRUE(ts.up("dev1"));
+  EXPECT_EQ(ts.reconnects("dev1"), 0u);
+  core::EngineStats stats = ts.stats("dev1");
+  EXPECT_EQ(stats.messages_received, 1u);
+  EXPECT_EQ(stats.messages_acked, 1u);
+  EXPECT_EQ(stats.outages, 0u);
+  EXPECT_TRUE(ts.wait_for_log("client 'dev1' connected"));
+}
+
+TEST(ServerTest, ServerSendsOnlyKeepalivesUntilItHearsALine) {
+  TestServer ts;
+  // A qos message queued before the client ever connected.
+  auto write = ts.write("dev1", "early");
+  auto conn_future = ts.spawn([](Server& s) -> asio::awaitable<Connection*> {
+    Connection& c = co_await s.client("dev1");
+    co_return &c;
+  });
+  RawClient dev(ts.port());
+  dev.send("dev1\n");  // the id line only: the server has heard no line yet
+
+  // Well over one keepalive interval (T/4), well under the 2T first-read allowance.
+  std::vector<std::string> lines;
+  uint64_t until = monotonic_ms() + kTimeout / 2 + 30;
+  while (monotonic_ms() < until) {
+    RawClient::Read r = dev.read_line(20ms);
+    ASSERT_NE(r.status, RawClient::Status::closed);
+    if (r.status == RawClient::Status::line) lines.push_back(r.line);
+  }
+  ASSERT_FALSE(lines.empty()) << "no keepalive from the server after the id line";
+  for (const auto& line : lines) EXPECT_EQ(line, "") << "server sent data before hearing a line";
+  EXPECT_FALSE(ts.up("dev1"));
+  EXPECT_FALSE(ready(conn_future, 0ms)) << "server.client() completed before the link was up";
+
+  dev.send("\n");
+  EXPECT_EQ(dev.next_message(), "00early");
+  dev.send("00\n");
+  ASSERT_TRUE(ready(write));
+  EXPECT_FALSE(write.get());
+  ASSERT_TRUE(ready(conn_future));
+  EXPECT_TRUE(ts.up("dev1"));
+}
+
+TEST(ServerTest, IdLineMayArriveInPiecesAndShareASegmentWithMessages) {
+  TestServer ts;
+  RawClient dev(ts.port());
+  dev.send("de");
+  std::this_thread::sleep_for(20ms);
+  dev.send("v1\n\n00a\n01b\n");
+  EXPECT_EQ(dev.next_message(), "00");
+  EXPECT_EQ(dev.next_message(), "01");
+  auto first = ts.readline("dev1");
+  ASSERT_TRUE(ready(first));
+  EXPECT_EQ(first.get(), "a");
+  auto second = ts.readline("dev1");
+  ASSERT_TRUE(ready(second));
+  EXPECT_EQ(second.get(), "b");
+}
+
+TEST(ServerTest, IdOf32BytesIsAccepted) {
+  TestServer ts;
+  const std::string id(RESILINK_MAX_ID, 'i');
+  RawClient dev(ts.port());
+  ASSERT_TRUE(handshake(dev, id));
+  dev.start_keepalive();
+  EXPECT_TRUE(exchange(ts, dev, id, "x"));
+}
+
+// ================================================================ 2. duplicates
+
+TEST(ServerTest, DuplicateMessageIsDeliveredOnceAndAckedTwice) {
+  TestServer ts;
+  RawClient dev(ts.port());
+  ASSERT_TRUE(handshake(dev, "dev1"));
+  dev.start_keepalive();
+  // The resend follows the first ACK: the engine ACKs a mid once per flush, so
+  // two copies read in one chunk would draw a single ACK.
+  dev.send("01x\n");
+  EXPECT_EQ(dev.next_message(), "01");
+  dev.send("01x\n");
+  EXPECT_EQ(dev.next_message(), "01") << "a duplicate must be ACKed again";
+  dev.send("02y\n");
+  EXPECT_EQ(dev.next_message(), "02");
+
+  auto first = ts.readline("dev1");
+  ASSERT_TRUE(ready(first));
+  EXPECT_EQ(first.get(), "x");
+  auto second = ts.readline("dev1");
+  ASSERT_TRUE(ready(second));
+  EXPECT_EQ(second.get(), "y") << "the duplicate was delivered";
+  core::EngineStats stats = ts.stats("dev1");
+  EXPECT_EQ(stats.messages_received, 2u);
+  EXPECT_EQ(stats.duplicates_discarded, 1u);
+}
+
+TEST(ServerTest, SecondMidZeroOnOneConnectionIsADuplicate) {
+  TestServer ts;
+  RawClient dev(ts.port());
+  ASSERT_TRUE(handshake(dev, "dev1"));
+  dev.send("00boot\n");
+  EXPECT_EQ(dev.next_message(), "00");
+  dev.send("00boot\n");
+  EXPECT_EQ(dev.next_message(), "00");
+  dev.send("01next\n");
+  EXPECT_EQ(dev.next_message(), "01");
+  auto first = ts.readline("dev1");
+  ASSERT_TRUE(ready(first));
+  EXPECT_EQ(first.get(), "boot");
+  auto second = ts.readline("dev1");
+  ASSERT_TRUE(ready(second));
+  EXPECT_EQ(second.get(), "next");
+  EXPECT_EQ(ts.stats("dev1").duplicates_discarded, 1u);
+}
+
+// ================================================================ 3. outage, persistence
+
+TEST(ServerTest, SilentClientIsTimedOutAndItsConnectionOutlivesTheSocket) {
+  TestServer ts;
+  auto dev = std::make_unique<RawClient>(ts.port());
+  ASSERT_TRUE(handshake(*dev, "dev1"));
+  dev->start_keepalive();
+  ASSERT_TRUE(exchange(ts, *dev, "dev1", "a"));
+  Connection* conn = ts.find("dev1");
+  ASSERT_NE(conn, nullptr);
+
+  dev->stop_keepalive();  // silence from here
+  uint64_t last_byte = dev->last_send_ms();
+  ASSERT_TRUE(dev->wait_closed(2s)) << "server never closed the silent client's socket";
+  uint64_t silence = dev->closed_at() - last_byte;
+  EXPECT_GE(silence, kTimeout - 2) << "outage declared before T of silence";
+  EXPECT_LE(silence, kTimeout + kTimeout / 4) << "outage declared late";
+
+  core::EngineStats stats = ts.stats("dev1");
+  EXPECT_EQ(stats.outages, 1u);
+  EXPECT_STREQ(core::outage_reason_name(stats.last_outage), "read_timeout");
+  EXPECT_FALSE(ts.up("dev1"));
+  EXPECT_EQ(ts.find("dev1"), conn) << "the Connection must persist across the outage";
+  EXPECT_TRUE(ts.wait_for_log("read_timeout"));
+
+  // A qos write while the client is away completes once it is back.
+  auto write = ts.write("dev1", "later");
+  EXPECT_FALSE(ready(write, 100ms)) << "qos write completed while the client was away";
+  dev = std::make_unique<RawClient>(ts.port());
+  ASSERT_TRUE(handshake(*dev, "dev1"));
+  auto message = dev->next_message();
+  ASSERT_TRUE(message);
+  EXPECT_EQ(message->substr(2), "later");
+  EXPECT_EQ(message->substr(0, 2), "01") << "mid sequence restarted across the reconnect";
+  dev->send(message->substr(0, 2) + "\n");
+  ASSERT_TRUE(ready(write));
+  EXPECT_FALSE(write.get());
+  EXPECT_EQ(ts.reconnects("dev1"), 1u);
+  EXPECT_TRUE(ts.up("dev1"));
+  EXPECT_EQ(ts.find("dev1"), conn);
+}
+
+TEST(ServerTest, ClientThatClosesIsDownAtOnce) {
+  TestServer ts;
+  auto dev = std::make_unique<RawClient>(ts.port());
+  ASSERT_TRUE(handshake(*dev, "dev1"));
+  ASSERT_TRUE(ts.up("dev1"));
+  dev.reset();
+  ASSERT_TRUE(ts.wait_for_log("peer closed the connection", 1s));
+  EXPECT_FALSE(ts.up("dev1"));
+  EXPECT_STREQ(core::outage_reason_name(ts.stats("dev1").last_outage), "peer_closed");
+}
+
+// ================================================================ 4. duplicate connections
+
+TEST(ServerTest, ReplaceOldClosesTheOldSocketAndIgnoresItsBytes) {
+  ServerOptions options = test_options();
+  options.duplicate_policy = DuplicatePolicy::replace_old;
+  TestServer ts(options);
+  RawClient old_socket(ts.port());
+  ASSERT_TRUE(handshake(old_socket, "dev1"));
+  old_socket.start_keepalive();
+  old_socket.send("00a\n");
+  EXPECT_EQ(old_socket.next_message(), "00");
+
+  RawClient new_socket(ts.port());
+  ASSERT_TRUE(handshake(new_socket, "dev1"));
+  new_socket.start_keepalive();
+  old_socket.stop_keepalive();
+  EXPECT_TRUE(old_socket.wait_closed(1s)) << "old socket still open after the takeover";
+  // Too late: the takeover is done. Mid 01 would make the new socket's 01 a duplicate.
+  old_socket.send("01evil\n");
+
+  new_socket.send("01good\n");
+  EXPECT_EQ(new_socket.next_message(), "01");
+  auto first = ts.readline("dev1");
+  ASSERT_TRUE(ready(first));
+  EXPECT_EQ(first.get(), "a");
+  auto second = ts.readline("dev1");
+  ASSERT_TRUE(ready(second));
+  EXPECT_EQ(second.get(), "good") << "bytes from the replaced socket were delivered";
+
+  core::EngineStats stats = ts.stats("dev1");
+  EXPECT_EQ(stats.messages_received, 2u);
+  EXPECT_STREQ(core::outage_reason_name(stats.last_outage), "replaced");
+  EXPECT_EQ(ts.reconnects("dev1"), 1u);
+  EXPECT_EQ(ts.connection_count(), 1u);
+  EXPECT_TRUE(ts.up("dev1"));
+  EXPECT_TRUE(ts.wait_for_log("replaces its still-open connection"));
+  EXPECT_TRUE(exchange(ts, new_socket, "dev1", "after"));
+}
+
+TEST(ServerTest, RejectNewClosesTheNewcomerAndKeepsTheFirst) {
+  ServerOptions options = test_options();
+  options.duplicate_policy = DuplicatePolicy::reject_new;
+  TestServer ts(options);
+  auto first = std::make_unique<RawClient>(ts.port());
+  ASSERT_TRUE(handshake(*first, "dev1"));
+  first->start_keepalive();
+  ASSERT_TRUE(exchange(ts, *first, "dev1", "a"));
+
+  RawClient newcomer(ts.port());
+  newcomer.send("dev1\n\n01evil\n");  // must never reach the application
+  std::vector<std::string> seen;
+  EXPECT_TRUE(newcomer.wait_closed(1s, &seen)) << "the newcomer was not refused";
+  EXPECT_TRUE(seen.empty()) << "the refused newcomer was sent data";
+  EXPECT_TRUE(ts.wait_for_log("refusing the newcomer"));
+
+  first->send("01good\n");
+  EXPECT_EQ(first->next_message(), "01");
+  auto read = ts.readline("dev1");
+  ASSERT_TRUE(ready(read));
+  EXPECT_EQ(read.get(), "good") << "the refused newcomer's message was delivered";
+  EXPECT_TRUE(ts.up("dev1"));
+  EXPECT_EQ(ts.stats("dev1").outages, 0u);
+  EXPECT_EQ(ts.reconnects("dev1"), 0u);
+
+  // Once the first connection is gone, the id may connect again.
+  first.reset();
+  ASSERT_TRUE(ts.wait_for_log("peer closed the connection", 1s));
+  RawClient again(ts.port());
+  ASSERT_TRUE(handshake(again, "dev1"));
+  again.start_keepalive();
+  EXPECT_TRUE(exchange(ts, again, "dev1", "b"));
+  EXPECT_EQ(ts.reconnects("dev1"), 1u);
+}
+
+// ================================================================ 5. bad input
+
+// A well-behaved client that keeps its link and exchanges messages while a
+// bad one is dealt with; it must never notice.
+struct Bystander {
+  explicit Bystander(TestServer& ts) : server(ts), client(ts.port()) {}
+  ::testing::AssertionResult start() {
+    auto r = handshake(client, "good");
+    if (r) client.start_keepalive();
+    return r;
+  }
+  ::testing::AssertionResult exchange_one() {
+    return exchange(server, client, "good", "m" + std::to_string(++count));
+  }
+  ::testing::AssertionResult unaffected() {
+    core::EngineStats stats = server.stats("good");
+    if (!server.up("good")) return ::testing::AssertionFailure() << "bystander link is down";
+    if (stats.outages != 0 || stats.connects != 1)
+      return ::testing::AssertionFailure() << "bystander saw " << stats.outages << " outages, "
+                                           << stats.connects << " connects";
+    return ::testing::AssertionSuccess();
+  }
+  TestServer& server;
+  RawClient client;
+  int count = 0;
+};
+
+struct BadIdCase {
+  const char* name;
+  std::string bytes;   // all the bad client ever sends
+  const char* logged;  // the server's log must name the problem so
+  bool waits_for_deadline;  // closed only when the 2T id deadline passes
+};
+
+void PrintTo(const BadIdCase& c, std::ostream* os) { *os << c.name; }
+
+class BadIdLine : public ::testing::TestWithParam<BadIdCase> {};
+
+TEST_P(BadIdLine, IsClosedWithoutDisturbingOthers) {
+  const BadIdCase& c = GetParam();
+  TestServer ts;
+  Bystander good(ts);
+  ASSERT_TRUE(good.start());
+  ASSERT_TRUE(good.exchange_one());
+
+  RawClient bad(ts.port());
+  if (!c.bytes.empty()) bad.send(c.bytes);
+  ASSERT_TRUE(good.exchange_one());  // while the bad socket is pending
+  std::vector<std::string> seen;
+  ASSERT_TRUE(bad.wait_closed(2 * kTimeout * 1ms + 1s, &seen)) << "bad client never closed";
+  uint64_t open_for = bad.closed_at() - bad.connected_at();
+  if (c.waits_for_deadline) {
+    EXPECT_GE(open_for, 2 * kTimeout - 5) << "closed before the 2T id deadline";
+    EXPECT_LE(open_for, 2 * kTimeout + kTimeout / 2) << "closed long after the 2T id deadline";
+  } else {
+    EXPECT_LT(open_for, kTimeout) << "a bad id must be refused at once";
+  }
+  EXPECT_TRUE(seen.empty()) << "the server sent data before a valid id";
+  EXPECT_TRUE(ts.wait_for_log(c.logged)) << "log does not name the problem: " << c.logged;
+  EXPECT_EQ(ts.connection_count(), 1u) << "a Connection was created for a bad id";
+
+  ASSERT_TRUE(good.exchange_one());
+  EXPECT_TRUE(good.unaffected());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ServerTest, BadIdLine,
+    ::testing::Values(
+        BadIdCase{"IdOf33Bytes", std::string(RESILINK_MAX_ID + 1, 'a') + "\n", "exceeds 32 bytes", false},
+        BadIdCase{"EmptyId", "\n", "empty_client_id", false},
+        BadIdCase{"IdWithSpace", "dev 1\n\n", "bad_client_id", false},
+        BadIdCase{"IdWithControlByte", std::string("dev\x01\n\n"), "bad_client_id", false},
+        BadIdCase{"IdWithCarriageReturn", "dev1\r\n\r\n", "bad_client_id", false},
+        BadIdCase{"NoIdLine", "", "no id line", true},
+        BadIdCase{"ShortGarbageWithoutNewline", std::string("\x01\xfe\x00garbage", 10), "no id line",
+                  true},
+        BadIdCase{"LongGarbageWithoutNewline", std::string(600, '\xab'), "exceeds 32 bytes", false}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+struct BadLineCase {
+  const char* name;
+  std::string line;  // sent right after an accepted message, in the same segment
+  Error error;
+};
+
+void PrintTo(const BadLineCase& c, std::ostream* os) { *os << c.name; }
+
+class BadLineAfterHandshake : public ::testing::TestWithParam<BadLineCase> {};
+
+TEST_P(BadLineAfterHandshake, ClosesThatLinkOnlyAndLosesNothingAccepted) {
+  const BadLineCase& c = GetParam();
+  TestServer ts;
+  Bystander good(ts);
+  ASSERT_TRUE(good.start());
+
+  auto bad = std::make_unique<RawClient>(ts.port());
+  ASSERT_TRUE(handshake(*bad, "bad"));
+  Connection* conn = ts.find("bad");
+  bad->send("00first\n");
+  EXPECT_EQ(bad->next_message(), "00");
+  bad->send("01second\n" + c.line);  // accepted message, then the bad line
+  ASSERT_TRUE(good.exchange_one());
+  EXPECT_TRUE(bad->wait_closed(1s)) << "server kept the link after a protocol error";
+
+  // Nothing accepted before the bad line is lost.
+  auto first = ts.readline("bad");
+  ASSERT_TRUE(ready(first));
+  EXPECT_EQ(first.get(), "first");
+  auto second = ts.readline("bad");
+  ASSERT_TRUE(ready(second)) << "the message just before the bad line was lost";
+  EXPECT_EQ(second.get(), "second");
+
+  EXPECT_EQ(ts.find("bad"), conn) << "the Connection must persist after a protocol error";
+  EXPECT_FALSE(ts.up("bad"));
+  EXPECT_STREQ(core::outage_reason_name(ts.stats("bad").last_outage), "protocol_error");
+  Error recorded = ts.call([](Server& s) { return s.find("bad")->engine().last_protocol_error().error; });
+  EXPECT_STREQ(core::error_name(recorded), core::error_name(c.error));
+  EXPECT_TRUE(ts.wait_for_log(std::string("client 'bad'")));
+  EXPECT_TRUE(ts.wait_for_log(core::error_name(c.error)))
+      << "log does not name " << core::error_name(c.error);
+
+  ASSERT_TRUE(good.exchange_one());
+  EXPECT_TRUE(good.unaffected());
+
+  // The client may come back and carry on with its sequence.
+  bad = std::make_unique<RawClient>(ts.port());
+  ASSERT_TRUE(handshake(*bad, "bad"));
+  bad->send("02again\n");
+  EXPECT_EQ(bad->next_message(), "02");
+  auto again = ts.readline("bad");
+  ASSERT_TRUE(ready(again));
+  EXPECT_EQ(again.get(), "again");
+  EXPECT_EQ(ts.reconnects("bad"), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ServerTest, BadLineAfterHandshake,
+    ::testing::Values(
+        BadLineCase{"LineOfMaxLinePlusOne", "02" + std::string(RESILINK_MAX_LINE - 1, 'x') + "\n",
+                    Error::line_too_long},
+        // Refused as soon as the first byte too many arrives, not at the '\n'.
+        BadLineCase{"LongLineWithoutNewline", "02" + std::string(RESILINK_MAX_LINE - 1, 'x'),
+                    Error::line_too_long},
+        BadLineCase{"NonHexMid", "zzabc\n", Error::bad_message_id},
+        BadLineCase{"HalfHexMid", "0zabc\n", Error::bad_message_id},
+        BadLineCase{"NonHexAck", "g0\n", Error::bad_message_id},
+        BadLineCase{"OneCharacterLine", "x\n", Error::malformed_line}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(ServerTest, LineOfExactlyMaxLineIsAccepted) {
+  TestServer ts;
+  RawClient dev(ts.port());
+  ASSERT_TRUE(handshake(dev, "dev1"));
+  const std::string payload(RESILINK_MAX_LINE - 2, 'p');
+  dev.send("00" + payload + "\n");
+  EXPECT_EQ(dev.next_message(), "00");
+  auto read = ts.readline("dev1");
+  ASSERT_TRUE(ready(read));
+  EXPECT_EQ(read.get(), payload);
+  EXPECT_TRUE(ts.up("dev1"));
+}
+
+// ================================================================ 6. a peer that never reads
+
+TEST(ServerTest, PeerThatNeverReadsIsDeclaredStalledAndOthersAreServed) {
+  TestServer ts;
+  Bystander good(ts);
+  ASSERT_TRUE(good.start());
+
+  RawClient slow(ts.port(), 2048);  // small window: the server's sends back up quickly
+  ASSERT_TRUE(handshake(slow, "slow"));
+  slow.start_keepalive();  // always heard: only the send side can fail
+  // Non-qos writes until the server closes: each completes once queued.
+  auto writer = ts.spawn([](Server& s) -> asio::awaitable<uint32_t> {
+    Connection& c = co_await s.client("slow");
+    const std::string big(1000, 'b');
+    uint32_t written = 0;
+    for (;;) {
+      std::error_code ec = co_await c.write(big, {.qos = false});
+      if (ec) co_return written;
+      ++written;
+    }
+  });
+
+  uint64_t started = monotonic_ms();
+  bool stalled = false;
+  while (!stalled && monotonic_ms() - started < 5000) {
+    ASSERT_TRUE(good.exchange_one()) << "server unresponsive while a peer does not read";
+    stalled = ts.stats("slow").last_outage == OutageReason::send_stalled;
+  }
+  ASSERT_TRUE(stalled) << "no send_stalled outage within 5 s; last outage: "
+                       << core::outage_reason_name(ts.stats("slow").last_outage);
+  core::EngineStats stats = ts.stats("slow");
+  EXPECT_EQ(stats.outages, 1u);
+  EXPECT_LT(stats.last_silence_ms, kTimeout) << "the slow peer was heard; not a read timeout";
+  EXPECT_GT(stats.messages_sent, 4u);
+  EXPECT_FALSE(ts.up("slow"));
+  EXPECT_TRUE(ts.wait_for_log("send_stalled"));
+  EXPECT_TRUE(slow.wait_closed(3s)) << "stalled socket not closed";
+
+  ASSERT_TRUE(good.exchange_one());
+  EXPECT_TRUE(good.unaffected());
+}
+
+// ================================================================ 7. unexpected ids
+
+TEST(ServerTest, UnexpectedIdIsServedAndLogged) {
+  ServerOptions options = test_options();
+  options.expected = {"a"};
+  TestServer ts(options);
+  RawClient stranger(ts.port());
+  ASSERT_TRUE(handshake(stranger, "stranger"));
+  stranger.start_keepalive();
+  EXPECT_TRUE(exchange(ts, stranger, "stranger", "hello"));
+  EXPECT_TRUE(ts.wait_for_log("unexpected client id 'stranger'"));
+
+  RawClient a(ts.port());
+  ASSERT_TRUE(handshake(a, "a"));
+  a.start_keepalive();
+  EXPECT_TRUE(exchange(ts, a, "a", "hi"));
+  EXPECT_EQ(ts.log().find("unexpected client id 'a'"), std::string::npos) << "expected id warned about";
+}
+
+// ================================================================ 8. wait_all
+
+TEST(ServerTest, WaitAllCompletesOnlyWhenEveryIdHasConnected) {
+  ServerOptions options = test_options();
+  options.expected = {"a", "b"};
+  TestServer ts(options);
+  auto named = ts.spawn([](Server& s) -> asio::awaitable<void> {
+    std::set<std::string> ids{"a", "b"};
+    co_await s.wait_all(std::move(ids));
+  });
+  auto expected = ts.spawn([](Server& s) -> asio::awaitable<void> { co_await s.wait_all(); });
+  // A Connection the application created to queue a message does not count.
+  auto queued = ts.write("b", "for b");
+
+  RawClient a(ts.port());
+  ASSERT_TRUE(handshake(a, "a"));
+  a.start_keepalive();
+  EXPECT_FALSE(ready(named, 150ms)) << "wait_all completed with 'b' missing";
+  EXPECT_FALSE(ready(expected, 0ms)) << "wait_all() completed with 'b' missing";
+
+  RawClient b(ts.port());
+  ASSERT_TRUE(handshake(b, "b"));
+  b.start_keepalive();
+  ASSERT_TRUE(ready(named, 1s));
+  EXPECT_NO_THROW(named.get());
+  ASSERT_TRUE(ready(expected, 1s));
+  EXPECT_NO_THROW(expected.get());
+  auto message = b.next_message();
+  EXPECT_EQ(message, "00for b");
+}
+
+// ================================================================ shutdown
+
+TEST(ServerTest, CloseEndsEveryWaitingCall) {
+  TestServer ts;
+  RawClient dev(ts.port());
+  ASSERT_TRUE(handshake(dev, "dev1"));
+  dev.start_keepalive();
+  auto read = ts.readline("dev1");
+  auto write = ts.write("nobody", "x");  // qos, will never be ACKed
+  auto client = ts.spawn([](Server& s) -> asio::awaitable<int> {
+    co_await s.client("nobody");
+    co_return 1;
+  });
+  EXPECT_FALSE(ready(read, 50ms));
+
+  ts.call([](Server& s) { s.close(); });
+  ASSERT_TRUE(ready(read));
+  try {
+    read.get();
+    ADD_FAILURE() << "readline() returned after close()";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), make_error_code(Error::closed));
+  }
+  ASSERT_TRUE(ready(write));
+  EXPECT_EQ(write.get(), make_error_code(Error::closed));
+  ASSERT_TRUE(ready(client));
+  EXPECT_THROW(client.get(), std::system_error);
+  dev.stop_keepalive();
+  EXPECT_TRUE(dev.wait_closed(1s)) << "client socket left open after close()";
+}
+
+// ================================================================ handshake deadline race
+
+// The id line and the 2T handshake deadline become ready in the same turn of
+// the event loop (the io thread is kept busy across the deadline). Whatever
+// the server decides, it must not touch the finished handshake afterwards.
+// Run under ASan: the deadline's completion handler captures the handshake
+// coroutine's locals by reference and may run after the coroutine has ended.
+TEST(ServerTest, IdLineArrivingAsTheHandshakeDeadlineFires) {
+  TestServer ts;
+  RawClient dev(ts.port());
+  uint64_t deadline = dev.connected_at() + 2 * kTimeout;
+  std::this_thread::sleep_until(std::chrono::steady_clock::time_point(
+      std::chrono::milliseconds(deadline - 150)));
+  ts.post([deadline] {  // keeps the io thread busy from 2T-150 ms to 2T+100 ms
+    while (monotonic_ms() < deadline + 100) std::this_thread::sleep_for(1ms);
+  });
+  std::this_thread::sleep_for(50ms);
+  dev.send("late\n\n");
+  RawClient::Read r = dev.read_line(2s);
+  // Either served (a keepalive) or refused (closed); never silence.
+  EXPECT_NE(r.status, RawClient::Status::timeout);
+  // The server is still healthy.
+  RawClient other(ts.port());
+  ASSERT_TRUE(handshake(other, "other"));
+  other.start_keepalive();
+  EXPECT_TRUE(exchange(ts, other, "other", "ok"));
+}
+
+}  // namespace
+}  // namespace resilink
