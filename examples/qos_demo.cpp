@@ -131,7 +131,10 @@ int main(int argc, char** argv) {
   std::printf("server -> client: %ld sent, %ld received, %ld duplicates, %ld missing, %ld out of order\n",
               server_sent.load(), at_client.received(), at_client.duplicates(), missing_down,
               at_client.out_of_order());
-  std::printf("outages: %d, client reconnects: %u\n", relay.stalls(), client.reconnects());
+  std::printf("outages: %d, client reconnects: %u, last recovery %u ms (reconnect start to link up), "
+              "last outage %u ms (link down to link up)\n",
+              relay.stalls(), client.reconnects(), client.timeline().last_recovery_ms,
+              client.timeline().last_outage_ms);
   bool ok = at_server.duplicates() + at_server.out_of_order() + missing_up + at_client.duplicates() +
                 at_client.out_of_order() + missing_down == 0;
   return ok ? 0 : 1;
