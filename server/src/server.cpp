@@ -79,16 +79,21 @@ asio::awaitable<void> Server::accept_loop() {
   }
 }
 
-asio::awaitable<void> Server::handshake(tcp::socket socket) {
-  std::string peer = describe(socket);
+asio::awaitable<void> Server::handshake(tcp::socket accepted) {
+  std::string peer = describe(accepted);
   // The id line must arrive within twice the timeout, like any first read.
+  // The deadline handler may run after this coroutine has ended (it can be
+  // queued in the same turn as the read), so it owns what it touches.
+  auto socket_ptr = std::make_shared<tcp::socket>(std::move(accepted));
+  auto timed_out_ptr = std::make_shared<bool>(false);
+  tcp::socket& socket = *socket_ptr;
+  const bool& timed_out = *timed_out_ptr;
   asio::steady_timer deadline(io_, std::chrono::milliseconds(2ull * options_.timeout_ms));
-  bool timed_out = false;
-  deadline.async_wait([&](std::error_code ec) {
+  deadline.async_wait([socket_ptr, timed_out_ptr](std::error_code ec) {
     if (ec) return;
-    timed_out = true;
+    *timed_out_ptr = true;
     std::error_code ignored;
-    socket.cancel(ignored);
+    socket_ptr->cancel(ignored);
   });
 
   uint8_t id_buffer[RESILINK_MAX_ID];

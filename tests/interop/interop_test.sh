@@ -39,6 +39,10 @@ feed_until() {  # feed_until INPUT FILE N
     [ "$(wc -l < "$2" 2>/dev/null || echo 0)" -ge "$3" ] && break
     sleep 0.2
   done
+  # Stay connected a moment so the peer sees our last ACK before we leave:
+  # micropython-iot's server polls for ACKs every 50 ms and gives up a write
+  # whose link closed in that interval, even when the ACK had arrived.
+  sleep 1
 }
 
 for i in $(seq 1 "$N"); do printf 'from client %03d {"n": %d} caf\xc3\xa9\n' "$i" "$i"; done > "$work/c2s"
