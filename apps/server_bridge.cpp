@@ -52,9 +52,9 @@ class Bridge {
                     line_number, id);
       return release();
     }
-    if (payload.empty() || payload.size() > RESILINK_MAX_LINE - 2) {
+    if (validate_payload(payload) != core::Error::ok) {
       spdlog::error("stdin line {}: payload for '{}' is {} bytes; it must be 1..{}; line skipped",
-                    line_number, id, payload.size(), RESILINK_MAX_LINE - 2);
+                    line_number, id, payload.size(), RESILINK_MAX_PAYLOAD);
       return release();
     }
     Outbox& box = outboxes_[id];

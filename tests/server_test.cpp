@@ -1019,13 +1019,32 @@ TEST(ServerTest, CloseEndsEveryWaitingCall) {
   EXPECT_TRUE(dev.wait_closed(1s)) << "client socket left open after close()";
 }
 
+TEST(ServerTest, BadPayloadIsRefusedAtOnceEvenWithQosInFlight) {
+  TestServer ts;
+  auto pending = ts.write("nobody", "x");  // qos; its client never connects
+  EXPECT_FALSE(ready(pending, 50ms));
+  // A qos+wait write waits for the one in flight; a line the protocol cannot
+  // carry must not wait with it.
+  auto empty = ts.write("nobody", "");
+  ASSERT_TRUE(ready(empty, 500ms)) << "an empty payload waited for the window";
+  EXPECT_EQ(empty.get(), make_error_code(Error::empty_payload));
+  auto split = ts.write("nobody", "a\nb");
+  ASSERT_TRUE(ready(split, 500ms));
+  EXPECT_EQ(split.get(), make_error_code(Error::payload_has_newline));
+  auto huge = ts.write("nobody", std::string(RESILINK_MAX_PAYLOAD + 1, 'h'));
+  ASSERT_TRUE(ready(huge, 500ms));
+  EXPECT_EQ(huge.get(), make_error_code(Error::payload_too_long));
+  ts.call([](Server& s) { s.close(); });
+}
+
 // ================================================================ handshake deadline race
 
 // The id line and the 2T handshake deadline become ready in the same turn of
 // the event loop (the io thread is kept busy across the deadline). Whatever
 // the server decides, it must not touch the finished handshake afterwards.
-// Run under ASan: the deadline's completion handler captures the handshake
-// coroutine's locals by reference and may run after the coroutine has ended.
+// Run under ASan: the deadline's completion handler may run after the
+// coroutine has ended, so it must own what it touches (it once captured the
+// coroutine's locals by reference: a use-after-free).
 TEST(ServerTest, IdLineArrivingAsTheHandshakeDeadlineFires) {
   TestServer ts;
   RawClient dev(ts.port());

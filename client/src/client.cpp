@@ -50,20 +50,6 @@ uint32_t derive_seed(const std::string& id) {
   return h ? h : 1;
 }
 
-// The engine's own checks, made before blocking so a bad payload is reported
-// at once instead of after a wait.
-core::Error check_payload(std::string_view payload) {
-  if (payload.empty()) return core::Error::empty_payload;
-  if (payload.size() > Client::kMaxPayload) return core::Error::payload_too_long;
-  if (payload.find('\n') != std::string_view::npos) return core::Error::payload_has_newline;
-  return core::Error::ok;
-}
-
-std::string_view strip_newline(std::string_view payload) {
-  if (!payload.empty() && payload.back() == '\n') payload.remove_suffix(1);
-  return payload;
-}
-
 uint64_t deadline_after(std::chrono::milliseconds timeout) {
   uint64_t now = monotonic_ms();
   if (timeout.count() <= 0) return now;
@@ -435,7 +421,7 @@ void Client::close_socket() {
 // ---------------------------------------------------------------- app API
 
 core::Error Client::try_write(std::string_view payload, bool qos, uint32_t* ticket) {
-  payload = strip_newline(payload);
+  payload = strip_trailing_newline(payload);
   return engine_->write(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), qos,
                         monotonic_ms(), ticket);
 }
@@ -464,8 +450,8 @@ Client::WaitResult Client::wait_until(const std::function<bool()>& done, uint64_
 
 std::error_code Client::write(std::string_view payload, WriteOptions options,
                               std::chrono::milliseconds timeout) {
-  payload = strip_newline(payload);
-  if (core::Error e = check_payload(payload); e != core::Error::ok) return make_error_code(e);
+  payload = strip_trailing_newline(payload);
+  if (core::Error e = validate_payload(payload); e != core::Error::ok) return make_error_code(e);
   switch (engine_->state()) {
     case core::LinkState::closed:
       return make_error_code(core::Error::closed);

@@ -22,6 +22,13 @@ const char* link_state_name(LinkState s) {
   return i < sizeof(names) / sizeof(names[0]) ? names[i] : "unknown_state";
 }
 
+Error validate_payload(const uint8_t* payload, size_t len) {
+  if (len == 0) return Error::empty_payload;
+  if (len > RESILINK_MAX_PAYLOAD) return Error::payload_too_long;
+  if (memchr(payload, '\n', len)) return Error::payload_has_newline;
+  return Error::ok;
+}
+
 Engine::Engine(const EngineConfig& config, EngineObserver* observer)
     : config_(config), observer_(observer), rng_(config.random_seed ? config.random_seed : 1) {
   config_.client_id = nullptr;  // copied below; never keep the caller's pointer
@@ -460,9 +467,7 @@ bool Engine::can_write(bool qos, size_t len) const {
 
 Error Engine::write(const uint8_t* payload, size_t len, bool qos, uint64_t now, uint32_t* ticket) {
   if (state_ == LinkState::closed) return Error::closed;
-  if (len == 0) return Error::empty_payload;
-  if (len > kMaxPayload) return Error::payload_too_long;
-  if (memchr(payload, '\n', len)) return Error::payload_has_newline;
+  if (Error e = validate_payload(payload, len); e != Error::ok) return e;
   if (!qos && state_ != LinkState::up) return Error::link_down;
   if (!can_write(qos, len)) return Error::would_block;
   uint8_t mid = mids_.take();

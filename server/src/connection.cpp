@@ -183,7 +183,9 @@ asio::awaitable<void> Connection::wait_up() {
 }
 
 asio::awaitable<std::error_code> Connection::write(std::string_view line, WriteOptions options) {
-  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  line = strip_trailing_newline(line);
+  // A line the protocol cannot carry is refused now, not after a wait.
+  if (core::Error e = validate_payload(line); e != core::Error::ok) co_return make_error_code(e);
   const auto* bytes = reinterpret_cast<const uint8_t*>(line.data());
   uint32_t ticket = 0;
   if (options.qos && options.wait) {

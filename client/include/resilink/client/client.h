@@ -84,7 +84,7 @@ struct LinkTimeline {
 class Client {
  public:
   // Longest payload a message may carry.
-  static constexpr size_t kMaxPayload = RESILINK_MAX_LINE - 2;
+  static constexpr size_t kMaxPayload = RESILINK_MAX_PAYLOAD;
 
   explicit Client(ClientOptions options);
   ~Client();

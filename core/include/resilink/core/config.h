@@ -17,6 +17,9 @@
 #define RESILINK_MAX_LINE 256
 #endif
 
+// Longest message payload: the line less its two-digit message id.
+#define RESILINK_MAX_PAYLOAD (RESILINK_MAX_LINE - 2)
+
 // Received messages held for the application. When full, further messages are
 // neither acknowledged nor recorded as seen, so the sender retransmits them.
 #ifndef RESILINK_RX_QUEUE

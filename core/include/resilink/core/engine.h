@@ -83,6 +83,11 @@ enum class LinkState : uint8_t {
 
 const char* link_state_name(LinkState s);
 
+// Checks that a payload can travel as one message: not empty, no '\n', at most
+// RESILINK_MAX_PAYLOAD bytes. Engine::write makes the same check; shells call
+// it first to report a bad payload at once instead of after waiting for room.
+Error validate_payload(const uint8_t* payload, size_t len);
+
 constexpr uint64_t kNoDeadline = ~static_cast<uint64_t>(0);
 
 struct EngineConfig {
@@ -205,7 +210,7 @@ class Engine {
   void close(uint64_t now);
 
  private:
-  static constexpr size_t kMaxPayload = RESILINK_MAX_LINE - 2;
+  static constexpr size_t kMaxPayload = RESILINK_MAX_PAYLOAD;
 
   struct Slot {
     uint32_t ticket;
