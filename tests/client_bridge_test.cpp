@@ -4,45 +4,27 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
-#include <sstream>
 #include <thread>
 
-#include "loopback_peer.h"
+#include "support/log_capture.h"
+#include "support/loopback_peer.h"
 #include "resilink/client/client.h"
 
 namespace resilink {
 namespace {
 
 using namespace std::chrono_literals;
+using test::LogCapture;
 using test_peer::LoopbackPeer;
 
 constexpr uint32_t kTimeout = 300;
 
-class LogCapture {
- public:
-  LogCapture() {
-    auto keep = std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_);
-    auto show = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-    logger_ = std::make_shared<spdlog::logger>("bridge", spdlog::sinks_init_list{keep, show});
-  }
-  std::shared_ptr<spdlog::logger> logger() const { return logger_; }
-  bool contains(const std::string& needle) {
-    logger_->flush();
-    return stream_.str().find(needle) != std::string::npos;
-  }
-
- private:
-  std::ostringstream stream_;
-  std::shared_ptr<spdlog::logger> logger_;
-};
 
 // run_client_bridge in a thread, stdin and stdout on pipes.
 class Bridge {

@@ -4,53 +4,36 @@
 #include "resilink/client/client.h"
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <sstream>
 
-#include "loopback_peer.h"
+#include "support/log_capture.h"
+#include "support/loopback_peer.h"
 
 namespace resilink {
 namespace {
 
 using namespace std::chrono_literals;
+using test::LogCapture;
 using test_peer::LoopbackPeer;
 
 constexpr uint32_t kTimeout = 300;
 
-// A logger that keeps what it logs for assertions and still shows it on stderr.
-class LogCapture {
- public:
-  LogCapture() {
-    auto keep = std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_);
-    auto show = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-    logger_ = std::make_shared<spdlog::logger>("test", spdlog::sinks_init_list{keep, show});
-    logger_->set_level(spdlog::level::debug);
-  }
-  std::shared_ptr<spdlog::logger> logger() const { return logger_; }
-  std::string text() {
-    logger_->flush();
-    return stream_.str();
-  }
-  bool contains(const std::string& needle) { return text().find(needle) != std::string::npos; }
 
- private:
-  std::ostringstream stream_;
-  std::shared_ptr<spdlog::logger> logger_;
-};
-
-ClientOptions options_for(const LoopbackPeer& peer, LogCapture& log) {
+ClientOptions options_for(uint16_t port, LogCapture& log) {
   ClientOptions o;
   o.id = "dev-1";
   o.host = "127.0.0.1";
-  o.port = peer.port();
+  o.port = port;
   o.timeout_ms = kTimeout;
   o.random_seed = 7;
   o.logger = log.logger();
   return o;
+}
+
+ClientOptions options_for(const LoopbackPeer& peer, LogCapture& log) {
+  return options_for(peer.port(), log);
 }
 
 // Runs the client until pred() holds; false if it did not within timeout.
@@ -254,13 +237,8 @@ TEST(Client, GivesUpAConnectThatGetsNoAnswer) {
   std::this_thread::sleep_for(50ms);
 
   LogCapture log;
-  ClientOptions options;
-  options.id = "dev-1";
-  options.port = ntohs(address.sin_port);
-  options.timeout_ms = kTimeout;
+  ClientOptions options = options_for(ntohs(address.sin_port), log);
   options.connect_timeout_ms = 200;
-  options.random_seed = 7;
-  options.logger = log.logger();
   Client client(options);
   ASSERT_EQ(client.start(), core::Error::ok);
   drive_for(client, 600ms);

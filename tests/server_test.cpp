@@ -16,7 +16,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -41,6 +40,7 @@
 
 #include "resilink/error_code.h"
 #include "resilink/server/server.h"
+#include "support/log_capture.h"
 
 namespace resilink {
 namespace {
@@ -71,39 +71,12 @@ bool ready(std::future<T>& future, std::chrono::milliseconds limit = 2s) {
   return future.wait_for(limit) == std::future_status::ready;
 }
 
-// ---------------------------------------------------------------- log capture
-
-// Keeps every formatted log line. base_sink locks mutex_ around sink_it_, and
-// text() takes the same lock, so the test thread can read while the io thread
-// logs (an ostream_sink's stream could not be read safely meanwhile).
-class CaptureSink : public spdlog::sinks::base_sink<std::mutex> {
- public:
-  CaptureSink() : echo_(std::getenv("RESILINK_TEST_LOG") != nullptr) {}
-
-  std::string text() {
-    std::lock_guard lock(mutex_);
-    return text_;
-  }
-
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    spdlog::memory_buf_t formatted;
-    formatter_->format(msg, formatted);
-    text_.append(formatted.data(), formatted.size());
-    if (echo_) std::fwrite(formatted.data(), 1, formatted.size(), stderr);
-  }
-  void flush_() override {}
-
- private:
-  bool echo_;
-  std::string text_;
-};
 
 // ---------------------------------------------------------------- server harness
 
 class TestServer {
  public:
-  explicit TestServer(ServerOptions options = test_options()) : sink_(std::make_shared<CaptureSink>()) {
+  explicit TestServer(ServerOptions options = test_options()) : sink_(std::make_shared<test::CaptureSink>(/*echo=*/false)) {
     auto logger = std::make_shared<spdlog::logger>("server_test", sink_);
     logger->set_level(spdlog::level::debug);
     options.logger = logger;
@@ -249,7 +222,7 @@ class TestServer {
  private:
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
-  std::shared_ptr<CaptureSink> sink_;
+  std::shared_ptr<test::CaptureSink> sink_;
   std::unique_ptr<Server> server_;
   uint16_t port_ = 0;
   std::promise<void> drained_;
