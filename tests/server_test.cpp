@@ -253,6 +253,66 @@ TEST(ServerTest, ReplaceOldClosesTheOldSocketAndIgnoresItsBytes) {
   EXPECT_TRUE(exchange(ts, new_socket, "dev1", "after"));
 }
 
+// Observers see every change: up, then down and up again when a newcomer
+// takes over (one engine call both drops the old link and opens the new one).
+TEST(ServerTest, ReplaceOldReportsTheTakeoverToStatusObservers) {
+  std::mutex mutex;  // declared before the server: its callbacks outlive the test body
+  std::vector<bool> server_seen, connection_seen;
+  TestServer ts;
+  ts.call([&](Server& s) {
+    s.on_status([&](Connection&, bool up) {
+      std::lock_guard lock(mutex);
+      server_seen.push_back(up);
+    });
+    s.connection("dev1").on_status([&](bool up) {
+      std::lock_guard lock(mutex);
+      connection_seen.push_back(up);
+    });
+    return 0;
+  });
+  RawClient old_socket(ts.port());
+  ASSERT_TRUE(handshake(old_socket, "dev1"));
+  old_socket.start_keepalive();
+  RawClient new_socket(ts.port());
+  ASSERT_TRUE(handshake(new_socket, "dev1"));
+  new_socket.start_keepalive();
+  old_socket.stop_keepalive();
+  ASSERT_TRUE(old_socket.wait_closed(1s));
+  ts.call([](Server&) { return 0; });  // callbacks of that turn have run
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(server_seen, (std::vector<bool>{true, false, true}));
+  EXPECT_EQ(connection_seen, (std::vector<bool>{true, false, true}));
+}
+
+// A link that never came up reports no "down": the status never changed.
+TEST(ServerTest, ConnectionThatNeverCameUpReportsNoStatusChange) {
+  std::atomic<int> changes{0};  // declared before the server: its callbacks outlive the test body
+  TestServer ts;
+  ts.call([&](Server& s) {
+    s.on_status([&](Connection&, bool) { ++changes; });
+    return 0;
+  });
+  RawClient dev(ts.port());
+  dev.send("dev1\n");  // id only, then silence: refused after 2T
+  EXPECT_TRUE(dev.wait_closed(std::chrono::milliseconds(4 * kTimeout)));
+  ts.call([](Server&) { return 0; });  // callbacks of that turn have run
+  EXPECT_EQ(changes.load(), 0);
+  EXPECT_EQ(ts.stats("dev1").outages, 1u);
+}
+
+TEST(ServerTest, CloseAlsoClosesSocketsStillInHandshake) {
+  TestServer ts;
+  RawClient dev(ts.port());  // connected, no id line yet
+  std::this_thread::sleep_for(50ms);
+  ts.call([](Server& s) {
+    s.close();
+    return 0;
+  });
+  // Well before the 2T handshake deadline would have closed it.
+  EXPECT_TRUE(dev.wait_closed(std::chrono::milliseconds(kTimeout)))
+      << "a socket in handshake outlived Server::close()";
+}
+
 TEST(ServerTest, RejectNewClosesTheNewcomerAndKeepsTheFirst) {
   ServerOptions options = test_options();
   options.duplicate_policy = DuplicatePolicy::reject_new;

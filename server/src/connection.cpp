@@ -83,14 +83,17 @@ void Connection::after_engine_call() {
   if (socket_ && !open) close_socket();
   flush();
   rearm_timer();
-  if (pending_status_) {
-    pending_status_ = false;
-    bool up = engine_.is_up();
-    status_changed_.notify_all();
-    writable_.notify_all();
+  if (status_events_.empty()) return;
+  std::vector<bool> events;
+  events.swap(status_events_);
+  status_changed_.notify_all();
+  writable_.notify_all();
+  server_.connection_changed_.notify_all();
+  for (bool up : events) {
+    if (up == reported_up_) continue;  // e.g. a link that failed before it came up
+    reported_up_ = up;
     if (status_callback_) status_callback_(up);
     if (server_.status_callback_) server_.status_callback_(*this, up);
-    server_.connection_changed_.notify_all();
   }
 }
 
@@ -146,12 +149,12 @@ void Connection::rearm_timer() {
 }
 
 void Connection::on_link_up() {
-  pending_status_ = true;
+  status_events_.push_back(true);
   server_.log().info("client '{}' link up", id_);
 }
 
 void Connection::on_link_down(core::OutageReason why, uint32_t silence_ms) {
-  pending_status_ = true;
+  status_events_.push_back(false);
   if (why == core::OutageReason::protocol_error) {
     const auto& info = engine_.last_protocol_error();
     server_.log().warn("client '{}' from {}: protocol error {} ({}) at line {}, byte {}; closing",

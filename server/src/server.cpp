@@ -85,6 +85,8 @@ asio::awaitable<void> Server::handshake(tcp::socket accepted) {
   // The deadline handler may run after this coroutine has ended (it can be
   // queued in the same turn as the read), so it owns what it touches.
   auto socket_ptr = std::make_shared<tcp::socket>(std::move(accepted));
+  std::erase_if(handshaking_, [](const auto& weak) { return weak.expired(); });
+  handshaking_.push_back(socket_ptr);
   auto timed_out_ptr = std::make_shared<bool>(false);
   tcp::socket& socket = *socket_ptr;
   const bool& timed_out = *timed_out_ptr;
@@ -192,6 +194,9 @@ void Server::close() {
   closed_ = true;
   std::error_code ignored;
   acceptor_.close(ignored);
+  for (auto& weak : handshaking_)
+    if (auto socket = weak.lock()) socket->close(ignored);
+  handshaking_.clear();
   for (auto& [id, conn] : connections_) conn->close_for_shutdown();
   connection_changed_.notify_all();
 }

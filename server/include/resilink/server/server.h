@@ -140,7 +140,10 @@ class Connection final : private core::EngineObserver {
   uint64_t armed_deadline_ = core::kNoDeadline;
   Notifier line_ready_, acked_, writable_, status_changed_;
   std::function<void(bool)> status_callback_;
-  bool pending_status_ = false;  // link went up or down during the engine call
+  // Ups and downs the engine reported during the current call, in order: one
+  // call can drop a link and open its successor (a takeover).
+  std::vector<bool> status_events_;
+  bool reported_up_ = false;  // what observers were last told
   bool closed_ = false;
 };
 
@@ -192,6 +195,8 @@ class Server {
   std::shared_ptr<spdlog::logger> logger_;
   asio::ip::tcp::acceptor acceptor_;
   std::map<std::string, std::unique_ptr<Connection>> connections_;
+  // Sockets that have not sent their id line yet; close() closes them.
+  std::vector<std::weak_ptr<asio::ip::tcp::socket>> handshaking_;
   Notifier connection_changed_;
   std::function<void(Connection&)> connection_callback_;
   std::function<void(Connection&, bool)> status_callback_;
