@@ -132,10 +132,11 @@ TEST_F(ServerEngine, ProtocolErrorsNameWhatAndWhere) {
     std::string bytes;
     Error error;
     uint32_t line;
+    uint64_t offset;  // first byte of the bad line
   } cases[] = {
-      {"\n01ok\nzzbad\n", Error::bad_message_id, 3},
-      {"x\n", Error::malformed_line, 1},
-      {"00" + std::string(RESILINK_MAX_LINE, 'a') + "\n", Error::line_too_long, 1},
+      {"\n01ok\nzzbad\n", Error::bad_message_id, 3, 6},
+      {"x\n", Error::malformed_line, 1, 0},
+      {"\n00" + std::string(RESILINK_MAX_LINE, 'a') + "\n", Error::line_too_long, 2, 1},
   };
   uint64_t now = 100;
   for (const auto& c : cases) {
@@ -145,6 +146,7 @@ TEST_F(ServerEngine, ProtocolErrorsNameWhatAndWhere) {
     EXPECT_EQ(engine.state(), LinkState::down) << c.bytes;
     EXPECT_EQ(engine.last_protocol_error().error, c.error) << error_name(c.error);
     EXPECT_EQ(engine.last_protocol_error().line, c.line) << error_name(c.error);
+    EXPECT_EQ(engine.last_protocol_error().byte_offset, c.offset) << error_name(c.error);
     EXPECT_EQ(events.downs.back(), OutageReason::protocol_error);
     now += 10;
   }
@@ -242,6 +244,19 @@ TEST_F(ServerEngine, FullReceiveQueueRefusesWithoutAckAndKeepsOrder) {
   char expect[32];
   snprintf(expect, sizeof expect, "m%d\nm%d\n", RESILINK_RX_QUEUE + 1, RESILINK_RX_QUEUE + 2);
   EXPECT_EQ(drain_lines(engine), expect);
+}
+
+TEST_F(ServerEngine, CloseByTheApplicationIsNotAnOutage) {
+  connect_and_hear(0);
+  engine.handle_timeout(2000);  // a real outage first
+  ASSERT_EQ(engine.stats().outages, 1u);
+  connect_and_hear(3000);
+  engine.close(3100);
+  EXPECT_EQ(engine.state(), LinkState::closed);
+  EXPECT_EQ(engine.stats().outages, 1u);
+  EXPECT_EQ(engine.stats().last_outage, OutageReason::read_timeout);
+  ASSERT_FALSE(events.downs.empty());
+  EXPECT_EQ(events.downs.back(), OutageReason::closed_by_app);  // still told to close
 }
 
 TEST(ClientEngineBackoff, GrowsCappedAndJitteredDeterministically) {

@@ -115,9 +115,11 @@ void Engine::open_connection(uint64_t now) {
 void Engine::declare_down(OutageReason why, uint64_t now) {
   if (!connection_open()) return;
   uint32_t silence = static_cast<uint32_t>(now - last_rx_at_);
-  ++stats_.outages;
-  stats_.last_outage = why;
-  stats_.last_silence_ms = silence;
+  if (why != OutageReason::closed_by_app) {
+    ++stats_.outages;
+    stats_.last_outage = why;
+    stats_.last_silence_ms = silence;
+  }
   // Bytes not yet taken by the socket belong to the dead connection; messages
   // stay in the window and are sent again after the reconnect.
   tx_len_ = 0;
@@ -269,12 +271,12 @@ void Engine::handle_rx(const uint8_t* data, size_t len, uint64_t now) {
 void Engine::protocol_error(Error e, uint64_t now) {
   protocol_error_.error = e;
   protocol_error_.line = decoder_.lines_completed() + (e == Error::line_too_long ? 1 : 0);
-  protocol_error_.byte_offset = decoder_.bytes_consumed();
+  protocol_error_.byte_offset = decoder_.line_start();
   declare_down(OutageReason::protocol_error, now);
 }
 
 void Engine::handle_line(const uint8_t* line, size_t len, uint64_t now) {
-  if (!heard_since_connect_) heard_since_connect_ = true;
+  heard_since_connect_ = true;
   if (state_ == LinkState::await_peer) {
     state_ = LinkState::up;
     backoff_ms_ = 0;

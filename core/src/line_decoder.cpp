@@ -9,6 +9,7 @@ LineDecoder::Result LineDecoder::feed(const uint8_t* data, size_t len) {
     line_ready_ = false;
     fill_ = 0;
   }
+  if (fill_ == 0) line_start_ = bytes_consumed_;
   const void* newline = len ? memchr(data, '\n', len) : nullptr;
   size_t take = newline ? static_cast<size_t>(static_cast<const uint8_t*>(newline) - data) : len;
   if (take > capacity_ - fill_) {
@@ -35,6 +36,7 @@ void LineDecoder::reset() {
   line_ready_ = false;
   lines_completed_ = 0;
   bytes_consumed_ = 0;
+  line_start_ = 0;
 }
 
 }  // namespace resilink::core

@@ -115,7 +115,7 @@ struct EngineConfig {
 
 struct EngineStats {
   uint32_t connects = 0;            // links that reached await_peer
-  uint32_t outages = 0;             // links declared down after being opened
+  uint32_t outages = 0;             // opened links lost (an application close is not one)
   uint32_t connect_failures = 0;
   uint32_t messages_sent = 0;       // first transmissions, qos and not
   uint32_t messages_acked = 0;      // qos messages acknowledged
@@ -135,7 +135,7 @@ struct EngineStats {
 struct ProtocolErrorInfo {
   Error error = Error::ok;
   uint32_t line = 0;        // 1-based line number on that connection
-  uint64_t byte_offset = 0; // bytes received on that connection before the error
+  uint64_t byte_offset = 0; // offset of the bad line's first byte on that connection
 };
 
 // Events. Default bodies do nothing; override what you need.

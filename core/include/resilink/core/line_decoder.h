@@ -39,6 +39,8 @@ class LineDecoder {
   // Position of the decoder in the stream, for error messages.
   uint32_t lines_completed() const { return lines_completed_; }
   uint64_t bytes_consumed() const { return bytes_consumed_; }
+  // Stream offset of the first byte of the current (or last complete) line.
+  uint64_t line_start() const { return line_start_; }
   size_t partial_length() const { return fill_; }
 
  private:
@@ -49,6 +51,7 @@ class LineDecoder {
   bool line_ready_ = false;
   uint32_t lines_completed_ = 0;
   uint64_t bytes_consumed_ = 0;
+  uint64_t line_start_ = 0;
 };
 
 }  // namespace resilink::core

@@ -29,9 +29,8 @@ class MidSequence {
 
 // Number of takes from mid `from` to reach mid `to` in the 1..255 cycle.
 inline unsigned mid_distance(uint8_t from, uint8_t to) {
-  unsigned f = from == 0 ? 0 : from, t = to;
-  if (t >= f) return t - f;
-  return t + 255 - f;
+  unsigned f = from, t = to;
+  return t >= f ? t - f : t + 255 - f;
 }
 
 class SeenMap {
