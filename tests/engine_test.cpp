@@ -246,6 +246,39 @@ TEST_F(ServerEngine, FullReceiveQueueRefusesWithoutAckAndKeepsOrder) {
   EXPECT_EQ(drain_lines(engine), expect);
 }
 
+TEST_F(ServerEngine, RefusalBlockStaysWhileTheRefusedMidKeepsComing) {
+  connect_and_hear(0);
+  std::string fill;
+  for (int i = 1; i <= RESILINK_RX_QUEUE; ++i) {
+    char line[16];
+    snprintf(line, sizeof line, "%02xq\n", i);
+    fill += line;
+  }
+  rx(engine, fill, 10);
+  char refused[16], newer[16], refused_ack[8];
+  snprintf(refused, sizeof refused, "%02xX\n", RESILINK_RX_QUEUE + 1);
+  snprintf(newer, sizeof newer, "%02xY\n", RESILINK_RX_QUEUE + 2);
+  snprintf(refused_ack, sizeof refused_ack, "%02x\n", RESILINK_RX_QUEUE + 1);
+  // Keepalives both ways keep the link up across the 3 x T below.
+  auto live_until = [&](uint64_t from, uint64_t to) {
+    for (uint64_t t = from; t < to; t += 400) {
+      rx(engine, "\n", t);
+      engine.handle_timeout(t);
+      take_tx(engine, t);
+    }
+  };
+  rx(engine, refused, 100);   // refused: the queue is full
+  live_until(100, 2100);
+  rx(engine, refused, 2100);  // its resend, one T later: refused again
+  live_until(2100, 5100);
+  drain_lines(engine);        // room at last
+  rx(engine, newer, 5100);    // 2.5 T after the first refusal, 1.5 T after the last
+  EXPECT_EQ(engine.rx_queued(), 0u) << "a newer message overtook the refused one";
+  rx(engine, std::string(refused) + newer, 5200);
+  EXPECT_EQ(drain_lines(engine), "X\nY\n");
+  EXPECT_NE(take_tx(engine, 5200).find(refused_ack), std::string::npos);
+}
+
 TEST_F(ServerEngine, CloseByTheApplicationIsNotAnOutage) {
   connect_and_hear(0);
   engine.handle_timeout(2000);  // a real outage first
