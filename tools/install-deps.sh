@@ -7,12 +7,14 @@ packages=(
   cmake ninja-build g++ clang-14 libclang-rt-14-dev   # toolchains; clang for ASan/UBSan
   libasio-dev libcli11-dev libspdlog-dev libfmt-dev   # server shell, command line, logs
   libgtest-dev                                        # tests
+  nlohmann-json3-dev                                  # the soak's JSON metrics
   gcc-xtensa-lx106 picolibc-xtensa-lx106-elf          # core for ESP8266
   gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib    # core for Cortex-M0+
   python3 iproute2                                    # interop harness
 )
 if [ "${1:-}" = "--demo" ]; then
-  packages=(cmake ninja-build g++ libasio-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev)
+  packages=(cmake ninja-build g++ libasio-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev
+            nlohmann-json3-dev)
 fi
 
 missing=()
