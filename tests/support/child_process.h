@@ -87,6 +87,9 @@ class ChildProcess {
   void terminate() {
     if (pid_ > 0 && !exited_) ::kill(pid_, SIGTERM);
   }
+  void interrupt() {
+    if (pid_ > 0 && !exited_) ::kill(pid_, SIGINT);
+  }
 
   // Exit status, or nullopt if still running after timeout.
   std::optional<int> wait(std::chrono::milliseconds timeout) {
