@@ -21,6 +21,10 @@ int main(int argc, char** argv) {
   int exit_status = 0;
   resilink::apps::register_server(app, exit_status);
   resilink::apps::register_client(app, exit_status);
+  resilink::apps::register_demo(app, exit_status);
+  resilink::apps::register_soak(app, exit_status);
+  resilink::apps::register_lab(app, exit_status);
+  resilink::apps::register_chaos(app, exit_status);
   CLI11_PARSE(app, argc, argv);
   return exit_status;
 }

@@ -118,6 +118,34 @@ TEST_F(RecorderTest, AResetExplainsTheLinkGoingDownButIsNotADetection) {
   EXPECT_EQ(report.faults, 1u);
 }
 
+TEST_F(RecorderTest, OverlappingOutagesAreDeclaredTogetherAndTheEarliestGetsTheSample) {
+  Recorder r = make(1);
+  r.link(0, End::client, true);
+  r.fault(0, "outage-s1", "outage", true, 1000);
+  r.fault(0, "half_open-s2", "half_open", true, 1500);
+  at(2050);
+  r.link(0, End::client, false, core::OutageReason::read_timeout);
+  r.fault(0, "outage-s1", "outage", false, 3000);
+  r.fault(0, "half_open-s2", "half_open", false, 3000);
+  SoakReport report = r.finish(true);
+  ASSERT_EQ(report.detection[0].count(), 1u);
+  EXPECT_DOUBLE_EQ(report.detection[0].max(), 1050);  // from the first fault's start
+  EXPECT_EQ(report.missed, 0u);
+}
+
+TEST_F(RecorderTest, AResetReportedJustAfterTheLinkWentDownStillExplainsIt) {
+  Recorder r = make(1);
+  r.link(0, End::client, true);
+  at(5000);
+  r.link(0, End::client, false, core::OutageReason::peer_closed);
+  r.fault(0, "reset_peer-s1", "reset_peer", true, 5020);
+  r.fault(0, "reset_peer-s1", "reset_peer", false, 5020);
+  at(9000);
+  r.link(0, End::client, false, core::OutageReason::peer_closed);  // and this one nothing explains
+  r.fault(0, "reset_peer-s1", "reset_peer", true, 9500);
+  EXPECT_EQ(r.finish(true).unexplained_downs, 1u);
+}
+
 TEST_F(RecorderTest, ALongOutageAnEndNeverDeclaredIsMissedAShortOneIsRiddenThrough) {
   Recorder r = make(1);
   r.link(0, End::client, true);

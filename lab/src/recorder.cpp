@@ -25,6 +25,11 @@ size_t index(Direction direction) { return direction == Direction::up ? 0 : 1; }
 // How late after a fault's end an outage declaration is still its doing: a
 // link that stayed up through the fault hears its peer again at once.
 double attribution_slack(uint32_t timeout_ms) { return timeout_ms / 2.0; }
+// Faults further back than this explain nothing now.
+constexpr double kLongestFaultMs = 600000;
+// How long after a link went down the fault proxy's report of the reset that
+// caused it may come.
+constexpr double kReportLagMs = 100;
 // Faults that close connections (resets, cut streams) explain a link going
 // down for this long after they end.
 bool closes_connections(std::string_view kind) {
@@ -170,43 +175,45 @@ void Recorder::link(size_t lane_index, End end, bool up, core::OutageReason why)
   } else {
     ++lane.declared[e];
     j["reason"] = core::outage_reason_name(why);
-    // Which fault explains it? The latest whose window covers now.
+    // Which faults explain it? Every outage-kind fault under way (or just
+    // over) is declared by this event; the earliest of those not declared
+    // before gets the detection sample, the later ones only overlapped it.
+    // A fault that closes connections explains it for a while after.
     const double bound = timeout_ms_ + timeout_ms_ / 4.0;
     bool explained = false;
+    FaultSpan* detected = nullptr;
     for (auto it = lane.faults.rbegin(); it != lane.faults.rend(); ++it) {
       FaultSpan& f = *it;
       if (f.start > t) continue;
+      if (t - f.start > kLongestFaultMs) break;
       double end_t = f.end < 0 ? t : f.end;
       if (is_outage_kind(f.kind) && t <= end_t + attribution_slack(timeout_ms_)) {
         explained = true;
         if (!f.declared[e]) {
           f.declared[e] = true;
-          double detection = t - f.start;
-          detection_[e].add(detection);
-          if (detection <= timeout_ms_) ++within_timeout_[e];
-          if (detection <= bound) ++within_bound_[e];
-          lane.last_detection[e] = detection;
-          j["detection_ms"] = detection;
-          j["fault"] = f.name;
+          detected = &f;
         }
-        break;
-      }
-      if ((closes_connections(f.kind) || is_outage_kind(f.kind)) && t <= end_t + bound + timeout_ms_) {
+      } else if ((closes_connections(f.kind) || is_outage_kind(f.kind)) && t <= end_t + bound + timeout_ms_) {
         explained = true;
-        j["fault"] = f.name;
-        break;
       }
-      if (t > end_t + bound + 2.0 * timeout_ms_) break;  // older faults explain nothing now
     }
-    if (!explained) {
-      ++unexplained_downs_;
-      j["unexplained"] = true;
+    if (detected) {
+      double detection = t - detected->start;
+      detection_[e].add(detection);
+      if (detection <= timeout_ms_) ++within_timeout_[e];
+      if (detection <= bound) ++within_bound_[e];
+      lane.last_detection[e] = detection;
+      j["detection_ms"] = detection;
+      j["fault"] = detected->name;
     }
+    // The fault proxy reports a reset just after doing it, so an end may see
+    // it first: decided at the end of the run.
+    if (!explained) suspect_downs_.push_back({lane_index, t});
     text = fmt::format("{:8.3f}s client {}: the {} declares the link down ({}){}", t / 1000,
                        lane_index + 1, to_string(end), core::outage_reason_name(why),
                        j.contains("detection_ms")
                            ? fmt::format(", {:.0f} ms after the fault began", j["detection_ms"].get<double>())
-                           : explained ? "" : " with no fault to explain it");
+                           : "");
   }
   event_locked(j.dump(), text);
 }
@@ -332,7 +339,16 @@ SoakReport Recorder::finish(bool drained) {
   r.elapsed_ms = now_ms();
   r.timeout_ms = timeout_ms_;
   r.lanes = lanes_.size();
-  r.unexplained_downs = unexplained_downs_;
+  for (const auto& [lane_index, t] : suspect_downs_) {
+    const Lane& lane = lanes_[lane_index];
+    bool explained = std::any_of(lane.faults.begin(), lane.faults.end(), [t = t](const FaultSpan& f) {
+      return f.start >= t && f.start <= t + kReportLagMs;
+    });
+    if (!explained) {
+      ++r.unexplained_downs;
+      r.false_outages.push_back({lane_index, t});
+    }
+  }
   r.faults = fault_events_;
   r.outages = outage_events_;
   r.drained = drained;
@@ -390,6 +406,8 @@ SoakReport Recorder::finish(bool drained) {
   }
   j["recovery_ms"] = dist(r.recovery);
   j["latency_ms"] = {{"steady", dist(r.latency_steady)}, {"across_outages", dist(r.latency_disturbed)}};
+  for (const auto& [lane_index, t] : r.false_outages)
+    j["false_outage_at"].push_back({{"lane", lane_index + 1}, {"t_ms", t}});
   event_locked(j.dump(), "");
   return r;
 }
@@ -445,6 +463,8 @@ std::string format_report(const SoakReport& r) {
                        d == 0 ? "up" : "down", c.sent, c.delivered, c.lost, c.duplicated, c.reordered,
                        c.unexpected);
   }
+  for (const auto& [lane, t] : r.false_outages)
+    out += fmt::format("false outage: client {} at {:.3f} s\n", lane + 1, t / 1000);
   if (!r.drained) out += "NOT DRAINED: messages still undelivered when the run ended\n";
   return out;
 }

@@ -76,6 +76,7 @@ struct SoakReport {
   uint64_t ridden_through = 0;    // outages no end declared (shorter than the timeout)
   uint64_t missed = 0;            // outages long enough to be declared that an end never declared
   uint64_t unexplained_downs = 0; // links declared down with no fault to explain it (false outages)
+  std::vector<std::pair<size_t, double>> false_outages;  // (lane, ms) of each
   Counts messages[2];             // by Direction
   Distribution detection[2];      // by End, ms from fault start
   uint64_t detection_within_timeout[2] = {0, 0};
@@ -168,7 +169,8 @@ class Recorder {
   mutable std::mutex mutex_;
   std::vector<Lane> lanes_;
   uint64_t fault_events_ = 0, outage_events_ = 0, outages_ended_ = 0;
-  uint64_t unexplained_downs_ = 0;
+  // Links declared down with no fault to explain them yet: (lane, time).
+  std::vector<std::pair<size_t, double>> suspect_downs_;
   Distribution detection_[2];
   uint64_t within_timeout_[2] = {0, 0}, within_bound_[2] = {0, 0};
   Distribution latency_steady_, latency_disturbed_;
