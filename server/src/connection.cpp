@@ -120,8 +120,13 @@ void Connection::flush() {
     writing_ = false;
     uint64_t now = monotonic_ms();
     if (ec) {
-      server_.log().info("client '{}': write error ({})", id_, ec.message());
-      engine_.handle_link_lost(core::OutageReason::socket_error, now);
+      // A reset or broken pipe is the peer closing, whichever call finds it
+      // (the read loop and the POSIX client say so too).
+      bool by_peer = ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
+      server_.log().info("client '{}': {} ({})", id_, by_peer ? "peer closed the connection" : "write error",
+                         ec.message());
+      engine_.handle_link_lost(by_peer ? core::OutageReason::peer_closed : core::OutageReason::socket_error,
+                               now);
     } else {
       engine_.handle_tx_sent(sent, now);
     }
