@@ -7,22 +7,16 @@
 namespace resilink::apps {
 
 void register_demo(CLI::App& app, int& exit_status) {
-  auto command = std::make_shared<SoakCommand>();
-  lab::SoakOptions& o = command->options;
-  o.name = "demo";
+  lab::SoakOptions o;
   o.clients = 4;
   o.timeout_ms = 1000;
   o.duration_s = 60;
   o.message_interval_ms = 100;
   o.svg_path = "resilink-demo.svg";
-  auto* cmd = app.add_subcommand(
-      "demo", "a server and N clients through a fault proxy that makes an outage every few seconds; "
-              "watch them heal, then read the summary and the timeline picture");
-  add_soak_options(*cmd, *command);
-  add_fault_option(*cmd, *command, "outage every=7s+-3s for=2s+-1500ms");
-  cmd->callback([command, &exit_status] {
-    exit_status = finish_soak_options(*command) ? lab::run_soak(command->options) : 2;
-  });
+  register_proxy_soak(app, "demo",
+                      "a server and N clients through a fault proxy that makes an outage every few "
+                      "seconds; watch them heal, then read the summary and the timeline picture",
+                      o, "outage every=7s+-3s for=2s+-1500ms", exit_status);
 }
 
 }  // namespace resilink::apps

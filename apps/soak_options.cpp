@@ -53,4 +53,18 @@ bool finish_soak_options(SoakCommand& command) {
   return true;
 }
 
+void register_proxy_soak(CLI::App& app, const std::string& name, const std::string& description,
+                         const lab::SoakOptions& defaults, const std::string& default_fault,
+                         int& exit_status) {
+  auto command = std::make_shared<SoakCommand>();
+  command->options = defaults;
+  command->options.name = name;
+  auto* cmd = app.add_subcommand(name, description);
+  add_soak_options(*cmd, *command);
+  add_fault_option(*cmd, *command, default_fault);
+  cmd->callback([command, &exit_status] {
+    exit_status = finish_soak_options(*command) ? lab::run_soak(command->options) : 2;
+  });
+}
+
 }  // namespace resilink::apps

@@ -23,5 +23,10 @@ void add_fault_option(CLI::App& cmd, SoakCommand& command, const std::string& de
 // Parses the fault specs and picks the view; prints the problem and returns
 // false when a spec is bad.
 bool finish_soak_options(SoakCommand& command);
+// A command that runs the harness through fault proxies (demo, soak), with
+// its own defaults and default fault schedule.
+void register_proxy_soak(CLI::App& app, const std::string& name, const std::string& description,
+                         const lab::SoakOptions& defaults, const std::string& default_fault,
+                         int& exit_status);
 
 }  // namespace resilink::apps
