@@ -164,7 +164,9 @@ void Recorder::link(size_t lane_index, End end, bool up, core::OutageReason why)
   double t = now_ms();
   Lane& lane = lanes_[lane_index];
   size_t e = index(end);
+  const bool was_up = lane.up[e];
   lane.up[e] = up;
+  if (up) lane.last_up[e] = t;
   lane.links[e].push_back({t, up});
   lane.last_disturbance = t;
   nlohmann::json j = {{"t_ms", t}, {"event", up ? "link_up" : "link_down"}, {"lane", lane_index + 1},
@@ -172,16 +174,26 @@ void Recorder::link(size_t lane_index, End end, bool up, core::OutageReason why)
   std::string text;
   if (up) {
     text = fmt::format("{:8.3f}s client {}: link up at the {}", t / 1000, lane_index + 1, to_string(end));
+  } else if (!was_up) {
+    // A connection attempt that never came up (the engine reports those as
+    // refusals): no outage to declare.
+    j["event"] = "connect_failed";
+    j["reason"] = core::outage_reason_name(why);
+    text = fmt::format("{:8.3f}s client {}: a connection attempt fails at the {} ({})", t / 1000,
+                       lane_index + 1, to_string(end), core::outage_reason_name(why));
   } else {
     ++lane.declared[e];
     j["reason"] = core::outage_reason_name(why);
     // Which faults explain it? Every outage-kind fault under way (or just
-    // over) is declared by this event; the earliest of those not declared
-    // before gets the detection sample, the later ones only overlapped it.
-    // A fault that closes connections explains it for a while after.
+    // over) is declared by this event. It measures a detection only when it
+    // is clean: one fault alone on the lane since it started, and the link
+    // that goes down is the one that was up when it started (not a
+    // connection attempt made during the fault, nor a stale one). A fault
+    // that closes connections explains it for a while after.
     const double bound = timeout_ms_ + timeout_ms_ / 4.0;
     bool explained = false;
-    FaultSpan* detected = nullptr;
+    FaultSpan* candidate = nullptr;
+    size_t covering = 0;  // outage-kind faults this event declares
     for (auto it = lane.faults.rbegin(); it != lane.faults.rend(); ++it) {
       FaultSpan& f = *it;
       if (f.start > t) continue;
@@ -189,13 +201,22 @@ void Recorder::link(size_t lane_index, End end, bool up, core::OutageReason why)
       double end_t = f.end < 0 ? t : f.end;
       if (is_outage_kind(f.kind) && t <= end_t + attribution_slack(timeout_ms_)) {
         explained = true;
+        ++covering;
         if (!f.declared[e]) {
           f.declared[e] = true;
-          detected = &f;
+          candidate = &f;
         }
       } else if ((closes_connections(f.kind) || is_outage_kind(f.kind)) && t <= end_t + bound + timeout_ms_) {
         explained = true;
       }
+    }
+    FaultSpan* detected = nullptr;
+    if (candidate && covering == 1 && was_up && candidate->up_at_start[e] && lane.last_up[e] < candidate->start) {
+      // Clean only if no other fault was still under way when it began.
+      bool alone = std::none_of(lane.faults.begin(), lane.faults.end(), [&](const FaultSpan& f) {
+        return &f != candidate && f.start < candidate->start && (f.end < 0 || f.end > candidate->start);
+      });
+      if (alone) detected = candidate;
     }
     if (detected) {
       double detection = t - detected->start;
@@ -341,8 +362,12 @@ SoakReport Recorder::finish(bool drained) {
   r.lanes = lanes_.size();
   for (const auto& [lane_index, t] : suspect_downs_) {
     const Lane& lane = lanes_[lane_index];
-    bool explained = std::any_of(lane.faults.begin(), lane.faults.end(), [t = t](const FaultSpan& f) {
-      return f.start >= t && f.start <= t + kReportLagMs;
+    // Now that every fault is known (a report may have come just after).
+    const double bound = timeout_ms_ + timeout_ms_ / 4.0;
+    bool explained = std::any_of(lane.faults.begin(), lane.faults.end(), [&, t = t](const FaultSpan& f) {
+      double end_t = f.end < 0 ? r.elapsed_ms : f.end;
+      return (closes_connections(f.kind) || is_outage_kind(f.kind)) && f.start <= t + kReportLagMs &&
+             t <= end_t + bound + timeout_ms_;
     });
     if (!explained) {
       ++r.unexplained_downs;

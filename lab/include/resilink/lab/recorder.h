@@ -149,6 +149,7 @@ class Recorder {
     std::vector<FaultSpan> faults;
     std::vector<LinkEvent> links[2];
     bool up[2] = {false, false};
+    double last_up[2] = {-1, -1};
     uint64_t declared[2] = {0, 0};
     double last_detection[2] = {-1, -1};
     double last_disturbance = -1;   // last fault or link change
