@@ -21,11 +21,15 @@ using namespace std::chrono_literals;
 struct Outcome {
   std::optional<int> status;
   std::vector<std::string> lines;
+  std::string errors;  // stderr
 };
 
+// Runs `resilink args...` (after `prefix`, e.g. a command that drops privileges).
 Outcome run(std::vector<std::string> args, std::chrono::seconds timeout,
-            std::function<void(ChildProcess&, const std::vector<std::string>&)> during = {}) {
+            std::function<void(ChildProcess&, const std::vector<std::string>&)> during = {},
+            std::vector<std::string> prefix = {}) {
   args.insert(args.begin(), RESILINK_BINARY);
+  args.insert(args.begin(), prefix.begin(), prefix.end());
   std::string log = ::testing::TempDir() + "soak_test_stderr_" + std::to_string(::getpid()) + ".log";
   ChildProcess child(args, log);
   Outcome out;
@@ -41,7 +45,10 @@ Outcome run(std::vector<std::string> args, std::chrono::seconds timeout,
     child.wait(5s);
   }
   std::ifstream err(log);
-  for (std::string line; std::getline(err, line);) std::fprintf(stderr, "  stderr: %s\n", line.c_str());
+  for (std::string line; std::getline(err, line);) {
+    std::fprintf(stderr, "  stderr: %s\n", line.c_str());
+    out.errors += line + "\n";
+  }
   std::remove(log.c_str());
   for (const auto& line : out.lines) std::printf("  | %s\n", line.c_str());
   return out;
@@ -158,6 +165,16 @@ TEST(Lab, TwentyRealLinkDownOutagesLoseDuplicateAndReorderNothing) {
   expect_exactly_once(r);
   EXPECT_GE(r["outages"].get<int>(), 20);
   EXPECT_EQ(r["false_outages"], 0);
+}
+
+TEST(Lab, WithoutPrivilegesItSaysSoAndExitsNonZero) {
+  if (::geteuid() != 0 || ::access("/usr/bin/setpriv", X_OK) != 0)
+    GTEST_SKIP() << "needs root and setpriv to run the lab as an unprivileged user";
+  Outcome out = run({"lab", "--outages", "1"}, 20s, {},
+                    {"/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"});
+  if (out.status == 126 || out.status == 127) GTEST_SKIP() << "user nobody cannot reach the binary";
+  EXPECT_EQ(out.status, 2);
+  EXPECT_NE(out.errors.find("needs root"), std::string::npos) << out.errors;
 }
 
 }  // namespace

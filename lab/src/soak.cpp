@@ -64,7 +64,13 @@ asio::awaitable<void> server_reader(Run& run, Connection& conn, size_t lane) {
 }
 
 asio::awaitable<void> server_writer(Run& run, Server& server, size_t lane) {
-  Connection& conn = co_await server.client(run.id(lane));
+  Connection* found = nullptr;
+  try {
+    found = &(co_await server.client(run.id(lane))).get();
+  } catch (const std::system_error&) {
+    co_return;  // the server closed before this client ever connected
+  }
+  Connection& conn = *found;
   asio::co_spawn(co_await asio::this_coro::executor, server_reader(run, conn, lane), asio::detached);
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (uint64_t seq = 0;; ++seq) {
@@ -304,6 +310,8 @@ int run_soak(const SoakOptions& options) {
       auto proxy = std::make_unique<ChaosProxy>(chaos_io, chaos);
       if (auto ec = proxy->start()) {
         fmt::print(stderr, "{}: the fault proxy cannot listen: {}\n", options.name, ec.message());
+        asio::post(server_io, [&] { server.close(); });
+        server_thread.join();
         return 2;
       }
       proxy->on_event([&recorder, lane](const FaultEvent& e) {
