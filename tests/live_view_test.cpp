@@ -55,9 +55,10 @@ TEST(LiveView, OnATerminalTheTableIsRedrawnInPlace) {
 TEST(LiveView, ElsewhereEventsArePlainLinesAndTheTableComesNowAndThen) {
   Fixture f;
   LiveView view(f.recorder, f.out, /*live=*/false, "resilink soak");
-  f.recorder.fault(0, "outage-1", "outage", true, 0);
+  f.recorder.link(0, End::server, true);
+  f.recorder.fault(0, "outage-1", "outage", true, 10);
   view.update("0.0 s");
-  f.now_us = 1'000'000;
+  f.now_us = 1'010'000;
   f.recorder.link(0, End::server, false, core::OutageReason::read_timeout);
   view.update("1.0 s");
   view.finish("done");
