@@ -152,9 +152,11 @@ TEST_F(RecorderTest, AResetReportedJustAfterTheLinkWentDownStillExplainsIt) {
 TEST_F(RecorderTest, AConnectionAttemptFailingDuringAFaultIsNoDetection) {
   Recorder r = make(1);
   r.link(0, End::client, true);
+  r.link(0, End::server, true);
   r.fault(0, "outage-1", "outage", true, 1000);
   at(2000);
   r.link(0, End::client, false, core::OutageReason::read_timeout);
+  r.link(0, End::server, false, core::OutageReason::read_timeout);
   r.fault(0, "outage-1", "outage", false, 2500);
   r.fault(0, "outage-2", "outage", true, 3000);  // while the client is still down
   at(3600);
@@ -163,6 +165,8 @@ TEST_F(RecorderTest, AConnectionAttemptFailingDuringAFaultIsNoDetection) {
   SoakReport report = r.finish(true);
   EXPECT_EQ(report.detection[0].count(), 1u);  // the first fault only
   EXPECT_EQ(report.missed, 0u);                // the second began with the link down
+  EXPECT_EQ(report.began_down, 1u);
+  EXPECT_EQ(report.ridden_through, 0u);
   EXPECT_EQ(report.unexplained_downs, 0u);
 }
 

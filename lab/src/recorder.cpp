@@ -385,7 +385,10 @@ SoakReport Recorder::finish(bool drained) {
       const FaultSpan& f = lane.faults[i];
       if (!is_outage_kind(f.kind)) continue;
       ++r.link_outages;
-      if (!f.declared[0] && !f.declared[1]) ++r.ridden_through;
+      if (!f.up_at_start[0] || !f.up_at_start[1])
+        ++r.began_down;
+      else if (!f.declared[0] && !f.declared[1])
+        ++r.ridden_through;
       double end_t = f.end < 0 ? r.elapsed_ms : f.end;
       for (size_t e = 0; e < 2; ++e)
         if (f.up_at_start[e] && !f.declared[e] && end_t - f.start >= must_declare) ++r.missed;
@@ -416,7 +419,7 @@ SoakReport Recorder::finish(bool drained) {
   r.latency_disturbed = latency_disturbed_;
 
   nlohmann::json j = {{"t_ms", r.elapsed_ms}, {"event", "report"}, {"faults", r.faults},
-                      {"outages", r.outages}, {"link_outages", r.link_outages}, {"ridden_through", r.ridden_through},
+                      {"outages", r.outages}, {"link_outages", r.link_outages}, {"ridden_through", r.ridden_through}, {"began_down", r.began_down},
                       {"missed_detections", r.missed}, {"false_outages", r.unexplained_downs},
                       {"drained", r.drained}, {"ok", r.ok()}};
   auto dist = [](const Distribution& d) {
@@ -468,9 +471,10 @@ std::string format_report(const SoakReport& r) {
   };
   double bound = r.timeout_ms + r.timeout_ms / 4.0;
   out += fmt::format("faults: {} over {:.1f} s, {} of them outages, which hit {} client links: {} ridden "
-                     "through (too short to declare), {} missed detections, {} false outages\n",
-                     r.faults, r.elapsed_ms / 1000, r.outages, r.link_outages, r.ridden_through, r.missed,
-                     r.unexplained_downs);
+                     "through (too short to declare), {} began with the link already down, {} missed "
+                     "detections, {} false outages\n",
+                     r.faults, r.elapsed_ms / 1000, r.outages, r.link_outages, r.ridden_through, r.began_down,
+                     r.missed, r.unexplained_downs);
   for (size_t e = 0; e < 2; ++e) {
     const Distribution& d = r.detection[e];
     double n = d.empty() ? 1 : static_cast<double>(d.count());

@@ -181,17 +181,23 @@ class LinkFlapper {
     std::unique_lock lock(mutex_);
     return !wake_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stopping_; });
   }
+  // `every` runs from one start to the next, as in the fault proxy's
+  // schedules; an outage that lasts past the next start delays it.
   void loop() {
     ChaosRandom rng(options_.seed);
+    uint32_t wait_ms = draw(rng, options_.netns_every);
     for (uint64_t n = 1;; ++n) {
-      if (!sleep_for(draw(rng, options_.netns_every))) return;
+      if (!sleep_for(wait_ms)) return;
+      uint32_t every = draw(rng, options_.netns_every);
+      uint32_t length = draw(rng, options_.netns_for);
+      wait_ms = every > length ? every - length : 0;
       std::string name = fmt::format("outage-{}", n);
       if (auto ec = lab_.set_link(false)) {
         recorder_.note(fmt::format("cannot set the link down: {}", ec.message()));
         return;
       }
       recorder_.fault(-1, name, "outage", true);
-      bool more = sleep_for(draw(rng, options_.netns_for));
+      bool more = sleep_for(length);
       if (auto ec = lab_.set_link(true)) recorder_.note(fmt::format("cannot set the link up: {}", ec.message()));
       recorder_.fault(-1, name, "outage", false);
       if (!more) return;

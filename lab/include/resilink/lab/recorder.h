@@ -73,7 +73,8 @@ struct SoakReport {
   uint64_t faults = 0;            // faults of every kind (one hitting every lane counts once)
   uint64_t outages = 0;           // outage-kind faults, counted the same way
   uint64_t link_outages = 0;      // outage-kind faults times the lanes each hit
-  uint64_t ridden_through = 0;    // outages no end declared (shorter than the timeout)
+  uint64_t ridden_through = 0;    // outages met by a link up at both ends that no end declared (short)
+  uint64_t began_down = 0;        // outages that began while an end was still down from an earlier one
   uint64_t missed = 0;            // outages long enough to be declared that an end never declared
   uint64_t unexplained_downs = 0; // links declared down with no fault to explain it (false outages)
   std::vector<std::pair<size_t, double>> false_outages;  // (lane, ms) of each
