@@ -12,5 +12,6 @@ void register_chaos(CLI::App& app, int& exit_status);   // chaos_command.cpp
 void register_lab(CLI::App& app, int& exit_status);     // lab_command.cpp
 void register_demo(CLI::App& app, int& exit_status);    // demo_command.cpp
 void register_soak(CLI::App& app, int& exit_status);    // soak_command.cpp
+void register_sim(CLI::App& app, int& exit_status);     // sim_command.cpp
 
 }  // namespace resilink::apps

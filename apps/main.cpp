@@ -1,5 +1,5 @@
 // The resilink command line: stdio bridges, the fault proxy, the outage lab,
-// the demo and the soak.
+// the demo, the soak and the simulator.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   resilink::apps::register_soak(app, exit_status);
   resilink::apps::register_lab(app, exit_status);
   resilink::apps::register_chaos(app, exit_status);
+  resilink::apps::register_sim(app, exit_status);
   CLI11_PARSE(app, argc, argv);
   return exit_status;
 }

@@ -279,6 +279,74 @@ TEST_F(ServerEngine, RefusalBlockStaysWhileTheRefusedMidKeepsComing) {
   EXPECT_NE(take_tx(engine, 5200).find(refused_ack), std::string::npos);
 }
 
+// Found by fuzz/engine_pair_fuzz.cpp: a refused non-qos message (never
+// resent) holds the block and lapses; a newer mid refused after the lapse
+// becomes the block. A qos message refused behind the first block is older
+// than that and must still go first, not be refused behind the newer one
+// (qos delivered out of order).
+TEST_F(ServerEngine, AMidOlderThanTheBlockedOneIsNotHeldBehindIt) {
+  connect_and_hear(0);
+  std::string fill;
+  for (int i = 1; i <= RESILINK_RX_QUEUE; ++i) {
+    char line[16];
+    snprintf(line, sizeof line, "%02xq\n", i);
+    fill += line;
+  }
+  rx(engine, fill, 10);
+  char lost[16], first[16], second[16];
+  snprintf(lost, sizeof lost, "%02xN\n", RESILINK_RX_QUEUE + 1);    // non-qos: never resent
+  snprintf(first, sizeof first, "%02xA\n", RESILINK_RX_QUEUE + 2);  // qos
+  snprintf(second, sizeof second, "%02xB\n", RESILINK_RX_QUEUE + 3);  // qos
+  auto live_until = [&](uint64_t from, uint64_t to) {
+    for (uint64_t t = from; t < to; t += 400) {
+      rx(engine, "\n", t);
+      engine.handle_timeout(t);
+      take_tx(engine, t);
+    }
+  };
+  rx(engine, lost, 100);          // refused: the queue is full; holds the block
+  rx(engine, first, 1800);        // refused behind it
+  live_until(1800, 4100);         // the block of `lost` lapses at 4100
+  engine.handle_timeout(4100);
+  rx(engine, second, 4100);       // queue still full: refused
+  drain_lines(engine);            // room at last
+  rx(engine, std::string(first) + second, 4200);  // the sender resends oldest first
+  EXPECT_EQ(drain_lines(engine), "A\nB\n") << "qos messages delivered out of order";
+}
+
+// Found by the simulator (seed 54, docs/PROTOCOL.md §8): a refused non-qos
+// message's block lapses before the qos messages refused behind it are resent
+// (they wait T after their last send); a newer qos message sent meanwhile must
+// still be refused, or it overtakes them.
+TEST_F(ServerEngine, AfterANonQosBlockLapsesTheQosRefusedBehindItStillGoFirst) {
+  connect_and_hear(0);
+  std::string fill;
+  for (int i = 1; i <= RESILINK_RX_QUEUE; ++i) {
+    char line[16];
+    snprintf(line, sizeof line, "%02xq\n", i);
+    fill += line;
+  }
+  rx(engine, fill, 10);
+  char lost[16], first[16], second[16], newer[16];
+  snprintf(lost, sizeof lost, "%02xN\n", RESILINK_RX_QUEUE + 1);      // non-qos: never resent
+  snprintf(first, sizeof first, "%02xA\n", RESILINK_RX_QUEUE + 2);    // qos, refused behind it
+  snprintf(second, sizeof second, "%02xB\n", RESILINK_RX_QUEUE + 3);  // qos, refused behind it
+  snprintf(newer, sizeof newer, "%02xC\n", RESILINK_RX_QUEUE + 4);    // qos, written later
+  rx(engine, std::string(lost) + first + second, 100);  // all refused: the queue is full
+  for (uint64_t t = 500; t <= 4100; t += 400) {  // the peer stays heard; A and B resent at T
+    rx(engine, t == 2100 ? std::string(first) + second : std::string("\n"), t);
+    engine.handle_timeout(t);
+    take_tx(engine, t);
+  }
+  // The block of `lost` lapsed at 4100 (2T after it was seen). The reader
+  // makes room; C arrives before A and B are resent (at 4100 + T).
+  drain_lines(engine);
+  rx(engine, newer, 4200);
+  EXPECT_EQ(drain_lines(engine), "") << "C overtook A and B";
+  rx(engine, std::string(first) + second + newer, 6100);  // the resend, oldest first
+  EXPECT_EQ(drain_lines(engine), "A\nB\nC\n");
+}
+
 TEST_F(ServerEngine, CloseByTheApplicationIsNotAnOutage) {
   connect_and_hear(0);
   engine.handle_timeout(2000);  // a real outage first
@@ -337,6 +405,53 @@ TEST(ClientEngineConnect, HangingConnectTimesOut) {
   e.handle_timeout(2000);
   EXPECT_EQ(e.state(), LinkState::connect_wait);
   EXPECT_EQ(e.stats().connect_failures, 1u);
+}
+
+// Found by fuzz/engine_fuzz.cpp: a driver that wakes late from connect_wait
+// (suspended, or busy past the backoff) starts its attempt now, so the attempt
+// gets its whole connect timeout instead of failing at the next turn.
+TEST(ClientEngineConnect, AttemptStartedLateAfterBackoffGetsItsFullTimeout) {
+  EngineConfig c;
+  c.client_id = "d";
+  c.timeout_ms = 1000;  // connect timeout 2000
+  Engine e(c, nullptr);
+  e.start(0);
+  e.handle_link_ready(0);
+  e.handle_connect_failed(0);
+  const uint64_t woke = e.next_deadline() + 5000;  // long after the backoff ended
+  e.handle_timeout(woke);
+  ASSERT_EQ(e.state(), LinkState::connecting);
+  EXPECT_EQ(e.next_deadline(), woke + 2000) << "the attempt's timeout counts from when it starts";
+  e.handle_timeout(woke + 1);
+  EXPECT_EQ(e.state(), LinkState::connecting) << "the late attempt failed without being tried";
+  EXPECT_EQ(e.stats().connect_failures, 1u);
+}
+
+// Found by fuzz/engine_fuzz.cpp: with the send buffer exactly full no
+// keepalive can be queued, so its deadline must not be reported (it would lie
+// in the past and the driver would spin until the send-stall timeout).
+TEST_F(ServerEngine, FullSendBufferReportsNoPastKeepaliveDeadline) {
+  connect_and_hear(0);
+  const uint8_t* tx;
+  ASSERT_EQ(take_tx(engine, 0), "");
+  // Fill the buffer to the last byte with non-qos messages nobody takes.
+  const size_t line = RESILINK_MAX_PAYLOAD + 3;
+  while (engine.tx_pending(&tx) + line <= RESILINK_TX_BUFFER)
+    ASSERT_EQ(write_str(engine, std::string(RESILINK_MAX_PAYLOAD, 'x'), false, 1), Error::ok);
+  size_t room = RESILINK_TX_BUFFER - engine.tx_pending(&tx);
+  if (room > 0) {
+    ASSERT_GE(room, 4u) << "this test needs a payload of at least one byte to fill the rest";
+    ASSERT_EQ(write_str(engine, std::string(room - 3, 'y'), false, 1), Error::ok);
+  }
+  ASSERT_EQ(engine.tx_pending(&tx), static_cast<size_t>(RESILINK_TX_BUFFER));
+  const uint64_t later = 1 + 2000 / 4 + 10;  // a keepalive is due, and cannot be queued
+  rx(engine, "\n", later);
+  engine.handle_timeout(later);
+  ASSERT_TRUE(engine.is_up());
+  EXPECT_GT(engine.next_deadline(), later) << "a deadline in the past makes the driver spin";
+  engine.handle_timeout(1 + 2000);  // still nothing taken for the timeout: stalled
+  EXPECT_EQ(engine.state(), LinkState::down);
+  EXPECT_EQ(events.downs.back(), OutageReason::send_stalled);
 }
 
 }  // namespace

@@ -5,6 +5,9 @@ set -euo pipefail
 
 packages=(
   cmake ninja-build g++ clang-14 libclang-rt-14-dev   # toolchains; clang for ASan/UBSan
+  # libclang-rt-14-dev also holds libFuzzer for clang 14 (libclang_rt.fuzzer*.a,
+  # which -fsanitize=fuzzer links, and FuzzedDataProvider.h): tools/fuzz.sh needs
+  # nothing more. (libfuzzer-14-dev only adds libFuzzer.a for -lFuzzer links.)
   libasio-dev libcli11-dev libspdlog-dev libfmt-dev   # server shell, command line, logs
   libgtest-dev                                        # tests
   nlohmann-json3-dev                                  # the soak's JSON metrics

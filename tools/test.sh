@@ -16,3 +16,7 @@ cmake --build build/sanitize -j "$jobs"
 # The microcontroller build does not depend on the host compiler: run it once.
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build/sanitize --output-on-failure -j "$jobs" -LE mcu
+
+# libFuzzer with ASan+UBSan over every decoder, the engine, an engine pair and
+# the server's id-line reader: 60 s per target from the committed corpus.
+tools/fuzz.sh 60

@@ -96,6 +96,7 @@ void Engine::open_connection(uint64_t now) {
   tx_progress_at_ = now;
   mid0_accepted_on_connection_ = false;
   blocked_mid_ = -1;
+  memset(refused_, 0, sizeof refused_);  // the sender resends in order on a new connection
   decoder_.reset();
   protocol_error_ = ProtocolErrorInfo{};
   // Everything unacknowledged goes again, in order, on the new connection.
@@ -173,7 +174,10 @@ uint64_t Engine::next_deadline() const {
     case LinkState::up: {
       uint64_t deadline = read_deadline();
       if (tx_len_ > 0) deadline = min_u64(deadline, tx_progress_at_ + config_.timeout_ms);
-      deadline = min_u64(deadline, last_queued_at_ + config_.timeout_ms / 4);
+      // A full buffer has no room for a keepalive (the send-stall deadline
+      // above covers it); its due time would lie in the past and spin the driver.
+      if (tx_len_ < RESILINK_TX_BUFFER)
+        deadline = min_u64(deadline, last_queued_at_ + config_.timeout_ms / 4);
       if (state_ == LinkState::up) {
         for (size_t i = 0; i < window_count_; ++i) {
           const Slot& s = slot_at(i);
@@ -182,7 +186,7 @@ uint64_t Engine::next_deadline() const {
             break;  // the oldest sent slot is due first
           }
         }
-        if (blocked_mid_ >= 0) deadline = min_u64(deadline, blocked_since_ + 2ull * config_.timeout_ms);
+        if (blocked_mid_ >= 0) deadline = min_u64(deadline, block_lapses_at_);
       }
       return deadline;
     }
@@ -197,7 +201,10 @@ void Engine::handle_timeout(uint64_t now) {
       if (now >= hold_until_) state_ = LinkState::link_check;
       return;
     case LinkState::connect_wait:
-      if (now >= connect_at_) state_ = LinkState::connecting;
+      if (now >= connect_at_) {
+        state_ = LinkState::connecting;
+        connect_at_ = now;  // the attempt starts now, even if the driver woke late
+      }
       return;
     case LinkState::connecting:
       if (now >= connect_at_ + config_.connect_timeout_ms) handle_connect_failed(now);
@@ -228,7 +235,13 @@ void Engine::handle_timeout(uint64_t now) {
       }
       break;
     }
-    if (blocked_mid_ >= 0 && now >= blocked_since_ + 2ull * config_.timeout_ms) blocked_mid_ = -1;
+    if (blocked_mid_ >= 0 && now >= block_lapses_at_) {
+      // Not seen for 2T: a non-qos message, never resent. The block passes
+      // to the oldest message refused behind it, which may still be coming.
+      uint8_t lapsed = static_cast<uint8_t>(blocked_mid_);
+      refused_[lapsed >> 3] = static_cast<uint8_t>(refused_[lapsed >> 3] & ~(1u << (lapsed & 7)));
+      pass_block(lapsed, now);
+    }
   }
   pump_tx(now);
 }
@@ -337,14 +350,21 @@ void Engine::handle_message(uint8_t mid, const uint8_t* payload, size_t len, uin
     ++stats_.duplicates_discarded;
   } else {
     bool full = rx_count_ == RESILINK_RX_QUEUE;
-    bool behind_refused = blocked_mid_ >= 0 && blocked_mid_ != mid;
+    // A mid sent before the blocked one is not behind it: after a lapsed block
+    // the first mid refused again can be newer than one refused earlier and
+    // still being resent, and that older one must not be overtaken.
+    bool older_than_blocked =
+        blocked_mid_ >= 0 &&
+        mid_distance(mid, static_cast<uint8_t>(blocked_mid_)) - 1 < 127;  // 1..127 steps ahead
+    bool behind_refused = blocked_mid_ >= 0 && blocked_mid_ != mid && !older_than_blocked;
     if (full || behind_refused) {
       // Refuse without ACK: the sender retransmits it. Later messages are
       // refused until this one is taken, so order is kept.
-      if (blocked_mid_ < 0) blocked_mid_ = mid;
+      refused_[mid >> 3] = static_cast<uint8_t>(refused_[mid >> 3] | (1u << (mid & 7)));
+      if (blocked_mid_ < 0 || older_than_blocked) blocked_mid_ = mid;
       // The block lapses 2 x timeout after the refused message was last seen
       // (a non-qos message is never resent), never while it is still coming.
-      if (blocked_mid_ == mid) blocked_since_ = now;
+      if (blocked_mid_ == mid) block_lapses_at_ = now + 2ull * config_.timeout_ms;
       ++stats_.deferred;
       return;
     }
@@ -354,7 +374,8 @@ void Engine::handle_message(uint8_t mid, const uint8_t* payload, size_t len, uin
       mid0_accepted_on_connection_ = true;
     }
     seen_.accept(mid);
-    if (blocked_mid_ == mid) blocked_mid_ = -1;
+    refused_[mid >> 3] = static_cast<uint8_t>(refused_[mid >> 3] & ~(1u << (mid & 7)));
+    if (blocked_mid_ == mid) pass_block(mid, now);
     RxEntry& e = rx_[(rx_head_ + rx_count_) % RESILINK_RX_QUEUE];
     memcpy(e.payload, payload, len);
     e.len = static_cast<uint16_t>(len);
@@ -366,6 +387,21 @@ void Engine::handle_message(uint8_t mid, const uint8_t* payload, size_t len, uin
     ++ack_count_;
   }
   if (!duplicate && observer_) observer_->on_line_ready();
+}
+
+void Engine::pass_block(uint8_t from, uint64_t now) {
+  // The oldest mid refused after `from` (1..127 ahead) and not taken since.
+  blocked_mid_ = -1;
+  for (unsigned step = 1; step < 128; ++step) {
+    uint8_t mid = static_cast<uint8_t>(from + step);
+    if (refused_[mid >> 3] & (1u << (mid & 7))) {
+      blocked_mid_ = mid;
+      // A qos message refused before now is resent within T of its last
+      // send; 1.5T leaves room for the trip. A non-qos one lapses then.
+      block_lapses_at_ = now + config_.timeout_ms + config_.timeout_ms / 2;
+      return;
+    }
+  }
 }
 
 bool Engine::peek_line(const uint8_t** data, size_t* len) const {

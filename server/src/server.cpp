@@ -3,9 +3,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "resilink/core/client_id.h"
-#include "resilink/core/line_decoder.h"
 #include "resilink/error_code.h"
+#include "resilink/server/handshake.h"
 #include "resilink/server/server.h"
 
 namespace resilink {
@@ -98,8 +97,7 @@ asio::awaitable<void> Server::handshake(tcp::socket accepted) {
     socket_ptr->cancel(ignored);
   });
 
-  uint8_t id_buffer[RESILINK_MAX_ID];
-  core::LineDecoder decoder(id_buffer, sizeof id_buffer);
+  IdLineReader reader;
   std::array<uint8_t, 512> chunk;
   for (;;) {
     auto [ec, n] = co_await socket.async_read_some(asio::buffer(chunk),
@@ -113,24 +111,16 @@ asio::awaitable<void> Server::handshake(tcp::socket accepted) {
         logger_->warn("connection from {}: closed before sending its id ({})", peer, ec.message());
       co_return;
     }
-    auto r = decoder.feed(chunk.data(), n);
-    if (r.status == core::LineDecoder::Status::too_long) {
-      logger_->warn("connection from {}: client id line exceeds {} bytes; closed", peer,
-                    RESILINK_MAX_ID);
-      co_return;
-    }
-    if (r.status == core::LineDecoder::Status::need_more) continue;
+    auto r = reader.feed(chunk.data(), n);
+    if (r.status == IdLineReader::Status::need_more) continue;
     deadline.cancel();
-    core::Error e = core::validate_client_id(decoder.line(), decoder.length());
-    std::string id(reinterpret_cast<const char*>(decoder.line()), decoder.length());
-    if (e != core::Error::ok) {
-      logger_->warn("connection from {}: {} ({}); closed", peer, core::error_description(e),
-                    core::error_name(e));
+    if (r.status == IdLineReader::Status::rejected) {
+      logger_->warn("connection from {}: {}; closed", peer, reader.reason());
       co_return;
     }
     std::string_view leftover(reinterpret_cast<const char*>(chunk.data()) + r.consumed,
                               n - r.consumed);
-    route(std::move(socket), std::move(id), leftover, std::move(peer));
+    route(std::move(socket), std::string(reader.id()), leftover, std::move(peer));
     co_return;
   }
 }

@@ -235,6 +235,7 @@ class Engine {
   void handle_line(const uint8_t* line, size_t len, uint64_t now);
   void handle_ack(uint8_t mid);
   void handle_message(uint8_t mid, const uint8_t* payload, size_t len, uint64_t now);
+  void pass_block(uint8_t from, uint64_t now);
   void protocol_error(Error e, uint64_t now);
   void pump_tx(uint64_t now);
   bool queue_bytes(const uint8_t* a, size_t alen, const uint8_t* b, size_t blen, uint64_t now);
@@ -260,8 +261,13 @@ class Engine {
   size_t rx_count_ = 0;
   SeenMap seen_;
   bool mid0_accepted_on_connection_ = false;
-  int16_t blocked_mid_ = -1;  // first message refused for a full rx queue
-  uint64_t blocked_since_ = 0;
+  // The oldest message refused (rx queue full, or behind a refused one) and
+  // not taken since: later mids are refused until it comes, so qos order
+  // holds. refused_ has a bit per mid refused on this connection and not
+  // taken; when the block is taken or lapses it passes to the next of them.
+  int16_t blocked_mid_ = -1;
+  uint64_t block_lapses_at_ = 0;
+  uint8_t refused_[32] = {};
   uint8_t ack_pending_[32] = {};
   uint16_t ack_count_ = 0;
   ProtocolErrorInfo protocol_error_;
