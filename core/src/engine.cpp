@@ -8,6 +8,9 @@ namespace resilink::core {
 
 namespace {
 constexpr uint8_t kNewline = '\n';
+// qos messages in flight span fewer mids than this (sender side), so the
+// receiver can tell older from newer within it (8-bit mids wrap at 256).
+constexpr unsigned kMidSpan = 100;
 
 uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 }  // namespace
@@ -350,12 +353,23 @@ void Engine::handle_message(uint8_t mid, const uint8_t* payload, size_t len, uin
     ++stats_.duplicates_discarded;
   } else {
     bool full = rx_count_ == RESILINK_RX_QUEUE;
+    // A sender keeps its qos messages in flight within kMidSpan mids of its
+    // next one (can_write), so a refused mid that far behind this one was a
+    // non-qos message, never to be resent: forget it, before the mids wrap
+    // around into its range and make "older" and "newer" ambiguous.
+    while (blocked_mid_ >= 0) {
+      unsigned ahead = mid_distance(static_cast<uint8_t>(blocked_mid_), mid);
+      if (ahead < kMidSpan || ahead > 256 - kMidSpan) break;
+      uint8_t stale = static_cast<uint8_t>(blocked_mid_);
+      refused_[stale >> 3] = static_cast<uint8_t>(refused_[stale >> 3] & ~(1u << (stale & 7)));
+      pass_block(stale, now);
+    }
     // A mid sent before the blocked one is not behind it: after a lapsed block
     // the first mid refused again can be newer than one refused earlier and
     // still being resent, and that older one must not be overtaken.
     bool older_than_blocked =
         blocked_mid_ >= 0 &&
-        mid_distance(mid, static_cast<uint8_t>(blocked_mid_)) - 1 < 127;  // 1..127 steps ahead
+        mid_distance(mid, static_cast<uint8_t>(blocked_mid_)) - 1 < kMidSpan - 1;  // 1..kMidSpan-1 ahead
     bool behind_refused = blocked_mid_ >= 0 && blocked_mid_ != mid && !older_than_blocked;
     if (full || behind_refused) {
       // Refuse without ACK: the sender retransmits it. Later messages are
@@ -495,7 +509,7 @@ bool Engine::can_write(bool qos, size_t len) const {
   if (len > kMaxPayload) return false;
   // Keep the span of mids in use well inside the receiver's 128-id memory, so
   // that a new mid never equals one still in flight.
-  if (window_count_ > 0 && mid_distance(slot_at(0).mid, mids_.peek()) >= 100) return false;
+  if (window_count_ > 0 && mid_distance(slot_at(0).mid, mids_.peek()) >= kMidSpan) return false;
   if (qos) return inflight_ < config_.window && window_count_ < RESILINK_TX_WINDOW;
   if (state_ != LinkState::up) return false;
   for (size_t i = 0; i < window_count_; ++i)
