@@ -347,6 +347,42 @@ TEST_F(ServerEngine, AfterANonQosBlockLapsesTheQosRefusedBehindItStillGoFirst) {
   EXPECT_EQ(drain_lines(engine), "A\nB\nC\n");
 }
 
+// Found by fuzz/engine_pair_fuzz.cpp: while the queue stays full a sender
+// may run its (non-qos) mids all the way around the id space. Refused mids
+// are not taken, but they still move the seen-map on: otherwise a new message
+// reusing a mid seen on the previous lap is taken for a duplicate, ACKed and
+// dropped (a qos message lost).
+TEST_F(ServerEngine, MidsRefusedAllTheWayAroundDoNotMakeTheNextLapLookSeen) {
+  connect_and_hear(0);
+  std::string fill;
+  for (int i = 1; i <= RESILINK_RX_QUEUE; ++i) {
+    char line[16];
+    snprintf(line, sizeof line, "%02xq\n", i);
+    fill += line;
+  }
+  rx(engine, fill, 10);
+  std::string refused;
+  for (int i = RESILINK_RX_QUEUE + 1; i <= 255; ++i) {
+    char line[16];
+    snprintf(line, sizeof line, "%02xn\n", i);
+    refused += line;
+  }
+  rx(engine, refused, 20);  // all refused: the queue is full
+  drain_lines(engine);
+  // The sender's next lap (mids skip 0 after the first), a qos message resent
+  // every T until taken; it waits behind the refused run (each refused mid
+  // lapses in turn), but it must never be taken for a duplicate.
+  std::string got;
+  for (uint64_t t = 30; t < 600000 && got.empty(); t += 500) {
+    rx(engine, t % 2000 == 30 ? "01again\n" : "\n", t);
+    engine.handle_timeout(t);
+    take_tx(engine, t);
+    got = drain_lines(engine);
+  }
+  EXPECT_EQ(got, "again\n");
+  EXPECT_EQ(engine.stats().duplicates_discarded, 0u) << "a new message on the next lap was taken for a duplicate";
+}
+
 TEST_F(ServerEngine, CloseByTheApplicationIsNotAnOutage) {
   connect_and_hear(0);
   engine.handle_timeout(2000);  // a real outage first

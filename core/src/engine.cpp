@@ -376,6 +376,7 @@ void Engine::handle_message(uint8_t mid, const uint8_t* payload, size_t len, uin
       // refused until this one is taken, so order is kept.
       refused_[mid >> 3] = static_cast<uint8_t>(refused_[mid >> 3] | (1u << (mid & 7)));
       if (blocked_mid_ < 0 || older_than_blocked) blocked_mid_ = mid;
+      seen_.advance(mid);  // refused, but the sender's mids have moved on
       // The block lapses 2 x timeout after the refused message was last seen
       // (a non-qos message is never resent), never while it is still coming.
       if (blocked_mid_ == mid) block_lapses_at_ = now + 2ull * config_.timeout_ms;

@@ -41,8 +41,13 @@ class SeenMap {
   void accept(uint8_t mid) {
     unsigned byte = mid >> 3;
     bits_[byte] = static_cast<uint8_t>(bits_[byte] | (1u << (mid & 7)));
-    bits_[(byte + 16) & 31] = 0;
+    advance(mid);
   }
+
+  // The peer has sent mid (taken or not): ids 128 ahead of it (so 128
+  // behind) are from its previous lap around the id space; forget them, or a
+  // new message reusing one would be taken for a duplicate and dropped.
+  void advance(uint8_t mid) { bits_[((mid >> 3) + 16) & 31] = 0; }
 
   void clear() { memset(bits_, 0, sizeof bits_); }
 
