@@ -158,7 +158,7 @@ TEST(Lab, TwentyRealLinkDownOutagesLoseDuplicateAndReorderNothing) {
   if (!lab::NetnsLab::can_run(&why)) GTEST_SKIP() << why;
   std::string metrics = temp_path("lab.jsonl");
   Outcome out = run({"lab", "--plain", "--clients", "4", "--timeout-ms", "300", "--outages", "20",
-                     "--every", "1200ms+-400ms", "--for", "800ms+-300ms", "--metrics", metrics},
+                     "--every", "2s+-500ms", "--for", "800ms+-300ms", "--metrics", metrics},
                     170s);
   ASSERT_EQ(out.status, 0);
   nlohmann::json r = report(metrics);
