@@ -84,6 +84,7 @@ class EngineChecker {
     RESILINK_MONOTONIC(acks_sent);
     RESILINK_MONOTONIC(keepalives_sent);
     RESILINK_MONOTONIC(keepalives_received);
+    RESILINK_MONOTONIC(nonqos_upgraded);
 #undef RESILINK_MONOTONIC
     prev_ = st;
   }

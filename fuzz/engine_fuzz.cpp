@@ -226,6 +226,7 @@ class Harness {
     else payload = std::string(1 + in_.byte() % 64, static_cast<char>('a' + shape % 26));
     const auto* p = reinterpret_cast<const uint8_t*>(payload.data());
     const bool could = engine_.can_write(qos, payload.size());
+    const uint32_t upgraded_before = engine_.stats().nonqos_upgraded;
     uint32_t ticket = 0;
     Error e = engine_.write(p, payload.size(), qos, now_, &ticket);
     Error valid = validate_payload(p, payload.size());
@@ -239,8 +240,10 @@ class Harness {
     }
     if (e == Error::ok) {
       FUZZ_CHECK(could, "write succeeds only when can_write said so");
-      if (qos) {
-        FUZZ_CHECK(engine_.is_pending(ticket), "an accepted qos write is pending");
+      const bool upgraded = engine_.stats().nonqos_upgraded != upgraded_before;
+      FUZZ_CHECK(!qos || !upgraded, "only a non-qos write is upgraded to qos");
+      if (qos || upgraded) {
+        FUZZ_CHECK(engine_.is_pending(ticket), "an accepted qos (or upgraded) write is pending");
         observer_.pending_tickets.insert(ticket);
       }
     } else {

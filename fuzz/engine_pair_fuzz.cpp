@@ -196,6 +196,7 @@ class Pair {
     if (filler > 250) filler = RESILINK_MAX_PAYLOAD - payload.size();
     payload.append(filler, 'f');
     uint32_t ticket = 0;
+    const uint32_t upgraded_before = side.engine.stats().nonqos_upgraded;
     Error e = side.engine.write(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), qos, now_, &ticket);
     if (e != Error::ok) return;
     if (qos) {
@@ -203,6 +204,8 @@ class Pair {
       side.observer.pending_tickets.insert(ticket);
     } else {
       ++side.nonqos_written;
+      // Sent with qos (past 100 unacknowledged mids): it completes like one.
+      if (side.engine.stats().nonqos_upgraded != upgraded_before) side.observer.pending_tickets.insert(ticket);
     }
     service();
   }

@@ -383,6 +383,71 @@ TEST_F(ServerEngine, MidsRefusedAllTheWayAroundDoNotMakeTheNextLapLookSeen) {
   EXPECT_EQ(engine.stats().duplicates_discarded, 0u) << "a new message on the next lap was taken for a duplicate";
 }
 
+TEST_F(ServerEngine, MidsLostWithAConnectionDoNotMakeTheNextLapLookSeen) {
+  // The sender's first lap: 0x00..0x1f taken, 0x20..0x80 refused (queue
+  // full), 0x81..0xc4 lost with the connection (never arrive). The next
+  // connection goes on from 0xc5 around to a qos message at 0x0c, a mid taken
+  // on the first lap: it is new and must be taken, not ACKed as a duplicate.
+  connect_and_hear(0);
+  std::string lap;
+  for (int i = 0; i <= 0x80; ++i) {
+    char line[16];
+    snprintf(line, sizeof line, "%02xn\n", i);
+    lap += line;
+  }
+  rx(engine, lap, 10);
+  ASSERT_EQ(engine.rx_queued(), size_t{RESILINK_RX_QUEUE});
+  drain_lines(engine);
+  engine.handle_link_lost(OutageReason::peer_closed, 20);
+  connect_and_hear(30);
+  for (int i = 0xc5; i != 0x0c; i = i == 255 ? 1 : i + 1) {
+    char line[16];
+    snprintf(line, sizeof line, "%02xn\n", i);
+    rx(engine, line, 40);
+    drain_lines(engine);  // the application keeps up now
+  }
+  rx(engine, "0cqos\n", 50);
+  EXPECT_EQ(drain_lines(engine), "qos\n") << "a new mid on the next lap was taken for a duplicate";
+  EXPECT_EQ(engine.stats().duplicates_discarded, 0u);
+}
+
+TEST_F(ServerEngine, NonQosPastAHundredUnacknowledgedMidsIsSentWithQos) {
+  connect_and_hear(0);
+  // The peer acknowledges nothing (its queue is full): after 100 mids the
+  // next non-qos message is kept and resent until acknowledged, and nothing
+  // more goes out past 127 mids beyond the newest acknowledged one.
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(write_str(engine, "n", false, 1), Error::ok) << i;
+  EXPECT_EQ(engine.inflight(), 0u);
+  ASSERT_EQ(write_str(engine, "u", false, 1), Error::ok);
+  EXPECT_EQ(engine.stats().nonqos_upgraded, 1u);
+  EXPECT_EQ(engine.inflight(), 1u);
+  take_tx(engine, 1);
+  rx(engine, "\n", 1500);
+  engine.handle_timeout(2001);
+  EXPECT_NE(take_tx(engine, 2001).find("64u\n"), std::string::npos) << "the upgraded message is resent";
+  rx(engine, "64\n", 2002);  // acknowledged: the sender may go on as before
+  EXPECT_EQ(engine.inflight(), 0u);
+  EXPECT_EQ(write_str(engine, "n", false, 2003), Error::ok);
+  EXPECT_EQ(engine.stats().nonqos_upgraded, 1u);
+  EXPECT_EQ(engine.inflight(), 0u);
+}
+
+TEST_F(ServerEngine, NoMidGoesOutMoreThan127PastTheNewestAcknowledged) {
+  connect_and_hear(0);
+  int sent = 0;
+  for (int i = 0; i < 300; ++i) {
+    Error e = write_str(engine, "m", i % 3 == 0, 1);
+    if (e != Error::ok) {
+      EXPECT_EQ(e, Error::would_block);
+      break;
+    }
+    ++sent;
+    if (engine.inflight() == 4) rx(engine, "", 1);  // window full: stop here
+  }
+  EXPECT_LT(sent, 127);
+  EXPECT_EQ(write_str(engine, "m", true, 1), Error::would_block);
+}
+
 TEST_F(ServerEngine, CloseByTheApplicationIsNotAnOutage) {
   connect_and_hear(0);
   engine.handle_timeout(2000);  // a real outage first

@@ -43,6 +43,23 @@ TEST(SeenMap, MatchesReferenceRuleOverAFullCycle) {
   }
 }
 
+TEST(SeenMap, AGapOfLostMidsForgetsThePreviousLapOverTheWholeGap) {
+  SeenMap m;
+  for (int mid = 0; mid <= 0x80; ++mid) m.accept(static_cast<uint8_t>(mid));
+  m.advance(0xc5);  // 0x81..0xc4 never arrived
+  for (int mid = 0x01; mid <= 0x45; ++mid)
+    EXPECT_FALSE(m.contains(static_cast<uint8_t>(mid))) << "mid " << mid << " still looks seen";
+  EXPECT_TRUE(m.contains(0x80));
+}
+
+TEST(SeenMap, AResendBehindTheNewestMovesNothingFurther) {
+  SeenMap m;
+  for (int mid = 0; mid <= 0x40; ++mid) m.accept(static_cast<uint8_t>(mid));
+  m.advance(0xe0);  // 0xa0 behind 0x40: a resend of an old mid, not a jump
+  EXPECT_TRUE(m.contains(0x01));
+  EXPECT_TRUE(m.contains(0x40));
+}
+
 TEST(Hex, FormatsLowercaseAndParsesBothCases) {
   uint8_t out[2];
   format_mid(0xab, out);

@@ -11,6 +11,9 @@ constexpr uint8_t kNewline = '\n';
 // qos messages in flight span fewer mids than this (sender side), so the
 // receiver can tell older from newer within it (8-bit mids wrap at 256).
 constexpr unsigned kMidSpan = 100;
+// A new mid is never this far past the newest mid the peer acknowledged: the
+// peer's seen-map follows the sender over gaps (lost mids) shorter than 128.
+constexpr unsigned kMidReach = 127;
 
 uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 }  // namespace
@@ -321,6 +324,7 @@ void Engine::handle_line(const uint8_t* line, size_t len, uint64_t now) {
 
 void Engine::handle_ack(uint8_t mid) {
   bool freed = false;
+  if (mid_distance(acked_mid_, mid) <= mid_distance(acked_mid_, mids_.peek())) acked_mid_ = mid;
   for (size_t i = 0; i < window_count_; ++i) {
     Slot& s = slot_at(i);
     if (s.acked || s.mid != mid) continue;
@@ -511,6 +515,9 @@ bool Engine::can_write(bool qos, size_t len) const {
   // Keep the span of mids in use well inside the receiver's 128-id memory, so
   // that a new mid never equals one still in flight.
   if (window_count_ > 0 && mid_distance(slot_at(0).mid, mids_.peek()) >= kMidSpan) return false;
+  unsigned unconfirmed = mid_distance(acked_mid_, mids_.peek());
+  if (unconfirmed >= kMidReach) return false;
+  if (unconfirmed >= kMidSpan) qos = true;  // write() sends it with qos
   if (qos) return inflight_ < config_.window && window_count_ < RESILINK_TX_WINDOW;
   if (state_ != LinkState::up) return false;
   for (size_t i = 0; i < window_count_; ++i)
@@ -523,6 +530,13 @@ Error Engine::write(const uint8_t* payload, size_t len, bool qos, uint64_t now, 
   if (Error e = validate_payload(payload, len); e != Error::ok) return e;
   if (!qos && state_ != LinkState::up) return Error::link_down;
   if (!can_write(qos, len)) return Error::would_block;
+  if (!qos && mid_distance(acked_mid_, mids_.peek()) >= kMidSpan) {
+    // The peer has acknowledged none of the last 100 mids (it refused them, or
+    // they were lost with a connection): this one is resent until it is, so
+    // the mids never run 128 past what the peer has seen.
+    qos = true;
+    ++stats_.nonqos_upgraded;
+  }
   uint8_t mid = mids_.take();
   uint32_t t = next_ticket_++;
   if (ticket) *ticket = t;

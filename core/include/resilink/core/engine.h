@@ -127,6 +127,7 @@ struct EngineStats {
   uint32_t acks_sent = 0;
   uint32_t keepalives_sent = 0;
   uint32_t keepalives_received = 0;
+  uint32_t nonqos_upgraded = 0;     // non-qos writes sent with qos (see write())
   OutageReason last_outage = OutageReason::none;
   uint32_t last_silence_ms = 0;     // time since last byte heard, at last outage
 };
@@ -199,6 +200,10 @@ class Engine {
   // with on_write_acked(*ticket); allowed while the link is down. Without
   // qos: sent once, only while the link is up. Returns would_block when the
   // window or the send buffer is full, link_down for non-qos during an outage.
+  // Once 100 mids have gone out since the newest one the peer acknowledged,
+  // a non-qos message is sent as a qos one (counted in nonqos_upgraded): the
+  // peer's seen-map can only follow a sender that stays within 128 mids of
+  // what it is known to have received (docs/PROTOCOL.md §8g).
   Error write(const uint8_t* payload, size_t len, bool qos, uint64_t now,
               uint32_t* ticket = nullptr);
   // Copies the oldest received payload into dst (not NUL-terminated). Returns
@@ -274,6 +279,7 @@ class Engine {
 
   // send side
   MidSequence mids_;
+  uint8_t acked_mid_ = 0;  // the newest mid the peer acknowledged (0: none yet)
   Slot window_[RESILINK_TX_WINDOW];
   size_t window_head_ = 0;
   size_t window_count_ = 0;  // slots in use (acked slots leave from the head)

@@ -46,13 +46,31 @@ class SeenMap {
 
   // The peer has sent mid (taken or not): ids 128 ahead of it (so 128
   // behind) are from its previous lap around the id space; forget them, or a
-  // new message reusing one would be taken for a duplicate and dropped.
-  void advance(uint8_t mid) { bits_[((mid >> 3) + 16) & 31] = 0; }
+  // new message reusing one would be taken for a duplicate and dropped. A mid
+  // up to 127 ahead of the newest one seen moves the map over the whole gap:
+  // the mids in between were lost with a connection, and the ids 128 ahead of
+  // them are stale too. A mid behind it (a resend) moves nothing further.
+  void advance(uint8_t mid) {
+    unsigned gap = newest_valid_ ? mid_distance(newest_, mid) : 1;
+    if (gap == 0 || gap >= 128) {
+      gap = 1;
+    } else {
+      newest_ = mid;
+      newest_valid_ = true;
+    }
+    for (uint8_t m = mid; gap > 0; --gap, m = m == 1 ? 255 : static_cast<uint8_t>(m - 1))
+      bits_[((m >> 3) + 16) & 31] = 0;
+  }
 
-  void clear() { memset(bits_, 0, sizeof bits_); }
+  void clear() {
+    memset(bits_, 0, sizeof bits_);
+    newest_valid_ = false;
+  }
 
  private:
   uint8_t bits_[32] = {};
+  uint8_t newest_ = 0;  // the newest mid passed, when newest_valid_
+  bool newest_valid_ = false;
 };
 
 // Two lowercase hex digits for a mid.
