@@ -36,7 +36,7 @@ Error validate_payload(const uint8_t* payload, size_t len) {
 }
 
 Engine::Engine(const EngineConfig& config, EngineObserver* observer)
-    : config_(config), observer_(observer), rng_(config.random_seed ? config.random_seed : 1) {
+    : observer_(observer), rng_(config.random_seed ? config.random_seed : 1), config_(config) {
   config_.client_id = nullptr;  // copied below; never keep the caller's pointer
   if (config_.timeout_ms < 8) config_.timeout_ms = 8;
   if (config_.window < 1) config_.window = 1;

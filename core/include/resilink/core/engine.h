@@ -251,42 +251,31 @@ class Engine {
   uint32_t next_backoff();
   uint32_t random();
 
-  EngineConfig config_;
-  EngineObserver* observer_;
-  EngineStats stats_;
+  // Scalars first, the buffers last: small field offsets keep the code small
+  // on Thumb-1 (Cortex-M0+), whose loads and stores reach 124 bytes at most.
   LinkState state_ = LinkState::idle;
-  uint8_t client_id_[RESILINK_MAX_ID];
-  uint8_t client_id_len_ = 0;
+  EngineObserver* observer_;
+
+  // send side
+  size_t window_head_ = 0;
+  size_t window_count_ = 0;  // slots in use (acked slots leave from the head)
+  size_t inflight_ = 0;      // slots not yet acknowledged
+  size_t tx_len_ = 0;
+  uint32_t next_ticket_ = 1;
+  MidSequence mids_;
+  uint8_t acked_mid_ = 0;  // the newest mid the peer acknowledged (0: none yet)
 
   // receive side
-  uint8_t line_buffer_[RESILINK_MAX_LINE];
-  LineDecoder decoder_{line_buffer_, RESILINK_MAX_LINE};
-  RxEntry rx_[RESILINK_RX_QUEUE];
   size_t rx_head_ = 0;
   size_t rx_count_ = 0;
-  SeenMap seen_;
   bool mid0_accepted_on_connection_ = false;
   // The oldest message refused (rx queue full, or behind a refused one) and
   // not taken since: later mids are refused until it comes, so qos order
   // holds. refused_ has a bit per mid refused on this connection and not
   // taken; when the block is taken or lapses it passes to the next of them.
   int16_t blocked_mid_ = -1;
-  uint64_t block_lapses_at_ = 0;
-  uint8_t refused_[32] = {};
-  uint8_t ack_pending_[32] = {};
   uint16_t ack_count_ = 0;
-  ProtocolErrorInfo protocol_error_;
-
-  // send side
-  MidSequence mids_;
-  uint8_t acked_mid_ = 0;  // the newest mid the peer acknowledged (0: none yet)
-  Slot window_[RESILINK_TX_WINDOW];
-  size_t window_head_ = 0;
-  size_t window_count_ = 0;  // slots in use (acked slots leave from the head)
-  size_t inflight_ = 0;      // slots not yet acknowledged
-  uint32_t next_ticket_ = 1;
-  uint8_t tx_[RESILINK_TX_BUFFER];
-  size_t tx_len_ = 0;
+  uint64_t block_lapses_at_ = 0;
 
   // timing
   uint64_t connected_at_ = 0;
@@ -298,6 +287,22 @@ class Engine {
   uint64_t connect_at_ = 0;
   uint32_t backoff_ms_ = 0;
   uint32_t rng_;
+
+  EngineConfig config_;
+  EngineStats stats_;
+  SeenMap seen_;
+  uint8_t refused_[32] = {};
+  uint8_t ack_pending_[32] = {};
+  ProtocolErrorInfo protocol_error_;
+  uint8_t client_id_len_ = 0;
+  uint8_t client_id_[RESILINK_MAX_ID];
+
+  // buffers
+  uint8_t line_buffer_[RESILINK_MAX_LINE];
+  LineDecoder decoder_{line_buffer_, RESILINK_MAX_LINE};
+  RxEntry rx_[RESILINK_RX_QUEUE];
+  Slot window_[RESILINK_TX_WINDOW];
+  uint8_t tx_[RESILINK_TX_BUFFER];
 };
 
 }  // namespace resilink::core

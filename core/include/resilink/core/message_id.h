@@ -51,26 +51,25 @@ class SeenMap {
   // the mids in between were lost with a connection, and the ids 128 ahead of
   // them are stale too. A mid behind it (a resend) moves nothing further.
   void advance(uint8_t mid) {
-    unsigned gap = newest_valid_ ? mid_distance(newest_, mid) : 1;
-    if (gap == 0 || gap >= 128) {
-      gap = 1;
-    } else {
+    unsigned gap = newest_ < 0 ? 1 : mid_distance(static_cast<uint8_t>(newest_), mid);
+    if (gap - 1 < 127)
       newest_ = mid;
-      newest_valid_ = true;
-    }
-    for (uint8_t m = mid; gap > 0; --gap, m = m == 1 ? 255 : static_cast<uint8_t>(m - 1))
-      bits_[((m >> 3) + 16) & 31] = 0;
+    else
+      gap = 1;
+    do {
+      bits_[((mid >> 3) + 16) & 31] = 0;
+      mid = mid == 1 ? 255 : static_cast<uint8_t>(mid - 1);
+    } while (--gap);
   }
 
   void clear() {
     memset(bits_, 0, sizeof bits_);
-    newest_valid_ = false;
+    newest_ = -1;
   }
 
  private:
   uint8_t bits_[32] = {};
-  uint8_t newest_ = 0;  // the newest mid passed, when newest_valid_
-  bool newest_valid_ = false;
+  int16_t newest_ = -1;  // the newest mid passed; -1: none since clear()
 };
 
 // Two lowercase hex digits for a mid.
