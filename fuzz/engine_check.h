@@ -40,7 +40,7 @@ class CheckingObserver : public core::EngineObserver {
 
 class EngineChecker {
  public:
-  explicit EngineChecker(const core::Engine& engine) : engine_(engine), prev_(engine.stats()) {}
+  explicit EngineChecker(const core::EngineBase& engine) : engine_(engine), prev_(engine.stats()) {}
 
   // Call after every input or command, with the driver's current time (the
   // driver calls handle_timeout(now) whenever time moves, as a real one does).
@@ -90,7 +90,7 @@ class EngineChecker {
   }
 
  private:
-  const core::Engine& engine_;
+  const core::EngineBase& engine_;
   core::EngineStats prev_;
 };
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <string>
+#include <vector>
 
 #include "engine_check.h"
 #include "fuzz_support.h"
@@ -70,13 +71,16 @@ class Harness {
       : in_(in),
         engine_(config, &observer_),
         checker_(engine_),
-        emitted_(config.role, id ? id : "") {}
+        emitted_(config.role, id ? id : "") {
+    engine_.attach_buffers(block(0));
+  }
 
   void run() {
     int steps = 0;
     while (!in_.empty() && steps++ < 4000) {
       step(in_.byte());
       checker_.after_step(now_);
+      lend_other_block_if_idle();
     }
   }
 
@@ -269,7 +273,23 @@ class Harness {
 
   FuzzInput& in_;
   CheckingObserver observer_;
-  Engine engine_;
+  // The engine borrows its buffers, as the server's do: whenever they are
+  // idle it gets the other block, scribbled over, so any byte it relied on
+  // keeping across an idle point shows up in the emitted stream or a check.
+  uint8_t* block(int i) { return reinterpret_cast<uint8_t*>(blocks_[i].data()); }
+  void lend_other_block_if_idle() {
+    if (!engine_.buffers_idle()) return;
+    uint8_t* old = engine_.detach_buffers();
+    FUZZ_CHECK(old == block(lent_), "detach_buffers returns the block lent");
+    lent_ ^= 1;
+    memset(block(lent_), 0xa5, EngineBase::kBufferBytes);
+    engine_.attach_buffers(block(lent_));
+  }
+
+  std::vector<uint64_t> blocks_[2] = {std::vector<uint64_t>(EngineBase::kBufferBytes / 8 + 1),
+                                      std::vector<uint64_t>(EngineBase::kBufferBytes / 8 + 1)};
+  int lent_ = 0;
+  EngineBase engine_;
   EngineChecker checker_;
   EmittedStreamCheck emitted_;
   RxReference rx_ref_;

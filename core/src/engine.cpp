@@ -35,7 +35,7 @@ Error validate_payload(const uint8_t* payload, size_t len) {
   return Error::ok;
 }
 
-Engine::Engine(const EngineConfig& config, EngineObserver* observer)
+EngineBase::EngineBase(const EngineConfig& config, EngineObserver* observer)
     : observer_(observer), rng_(config.random_seed ? config.random_seed : 1), config_(config) {
   config_.client_id = nullptr;  // copied below; never keep the caller's pointer
   if (config_.timeout_ms < 8) config_.timeout_ms = 8;
@@ -58,7 +58,7 @@ Engine::Engine(const EngineConfig& config, EngineObserver* observer)
 
 // ---------------------------------------------------------------- lifecycle
 
-Error Engine::start(uint64_t now) {
+Error EngineBase::start(uint64_t now) {
   (void)now;
   if (config_.role != Role::client) return Error::wrong_role;
   if (client_id_len_ == 0) return Error::bad_config;
@@ -67,14 +67,14 @@ Error Engine::start(uint64_t now) {
   return Error::ok;
 }
 
-Error Engine::handle_link_ready(uint64_t now) {
+Error EngineBase::handle_link_ready(uint64_t now) {
   if (state_ != LinkState::link_check) return Error::wrong_state;
   state_ = LinkState::connecting;
   connect_at_ = now;
   return Error::ok;
 }
 
-Error Engine::handle_connected(uint64_t now) {
+Error EngineBase::handle_connected(uint64_t now) {
   if (config_.role == Role::client) {
     if (state_ != LinkState::connecting) return Error::wrong_state;
   } else {
@@ -85,7 +85,7 @@ Error Engine::handle_connected(uint64_t now) {
   return Error::ok;
 }
 
-Error Engine::handle_connect_failed(uint64_t now) {
+Error EngineBase::handle_connect_failed(uint64_t now) {
   if (state_ != LinkState::connecting) return Error::wrong_state;
   ++stats_.connect_failures;
   state_ = LinkState::connect_wait;
@@ -93,7 +93,7 @@ Error Engine::handle_connect_failed(uint64_t now) {
   return Error::ok;
 }
 
-void Engine::open_connection(uint64_t now) {
+void EngineBase::open_connection(uint64_t now) {
   state_ = LinkState::await_peer;
   ++stats_.connects;
   connected_at_ = now;
@@ -119,7 +119,7 @@ void Engine::open_connection(uint64_t now) {
   ++stats_.keepalives_sent;
 }
 
-void Engine::declare_down(OutageReason why, uint64_t now) {
+void EngineBase::declare_down(OutageReason why, uint64_t now) {
   if (!connection_open()) return;
   uint32_t silence = static_cast<uint32_t>(now - last_rx_at_);
   if (why != OutageReason::closed_by_app) {
@@ -144,7 +144,7 @@ void Engine::declare_down(OutageReason why, uint64_t now) {
   if (observer_) observer_->on_link_down(why, silence);
 }
 
-void Engine::handle_link_lost(OutageReason why, uint64_t now) {
+void EngineBase::handle_link_lost(OutageReason why, uint64_t now) {
   if (state_ == LinkState::connecting && why != OutageReason::closed_by_app) {
     handle_connect_failed(now);
     return;
@@ -152,7 +152,7 @@ void Engine::handle_link_lost(OutageReason why, uint64_t now) {
   declare_down(why, now);
 }
 
-void Engine::close(uint64_t now) {
+void EngineBase::close(uint64_t now) {
   if (connection_open()) {
     declare_down(OutageReason::closed_by_app, now);
   }
@@ -161,14 +161,14 @@ void Engine::close(uint64_t now) {
 
 // ---------------------------------------------------------------- timing
 
-uint64_t Engine::read_deadline() const {
+uint64_t EngineBase::read_deadline() const {
   // The first read after a connect gets twice the timeout: the peer may be slow
   // to start (micropython-iot does the same).
   uint64_t allowance = heard_since_connect_ ? config_.timeout_ms : 2ull * config_.timeout_ms;
   return last_rx_at_ + allowance;
 }
 
-uint64_t Engine::next_deadline() const {
+uint64_t EngineBase::next_deadline() const {
   switch (state_) {
     case LinkState::hold_off:
       return hold_until_;
@@ -201,7 +201,7 @@ uint64_t Engine::next_deadline() const {
   }
 }
 
-void Engine::handle_timeout(uint64_t now) {
+void EngineBase::handle_timeout(uint64_t now) {
   switch (state_) {
     case LinkState::hold_off:
       if (now >= hold_until_) state_ = LinkState::link_check;
@@ -252,7 +252,7 @@ void Engine::handle_timeout(uint64_t now) {
   pump_tx(now);
 }
 
-uint32_t Engine::random() {
+uint32_t EngineBase::random() {
   // xorshift32: tiny, seedable, good enough for jitter.
   uint32_t x = rng_;
   x ^= x << 13;
@@ -262,7 +262,7 @@ uint32_t Engine::random() {
   return x;
 }
 
-uint32_t Engine::next_backoff() {
+uint32_t EngineBase::next_backoff() {
   backoff_ms_ = backoff_ms_ == 0 ? config_.backoff_initial_ms : backoff_ms_ * 2;
   if (backoff_ms_ > config_.backoff_max_ms) backoff_ms_ = config_.backoff_max_ms;
   uint32_t half = backoff_ms_ / 2;
@@ -271,7 +271,7 @@ uint32_t Engine::next_backoff() {
 
 // ---------------------------------------------------------------- receive
 
-void Engine::handle_rx(const uint8_t* data, size_t len, uint64_t now) {
+void EngineBase::handle_rx(const uint8_t* data, size_t len, uint64_t now) {
   if (!connection_open() || len == 0) return;
   last_rx_at_ = now;
   while (len > 0 && connection_open()) {
@@ -287,14 +287,14 @@ void Engine::handle_rx(const uint8_t* data, size_t len, uint64_t now) {
   pump_tx(now);
 }
 
-void Engine::protocol_error(Error e, uint64_t now) {
+void EngineBase::protocol_error(Error e, uint64_t now) {
   protocol_error_.error = e;
   protocol_error_.line = decoder_.lines_completed() + (e == Error::line_too_long ? 1 : 0);
   protocol_error_.byte_offset = decoder_.line_start();
   declare_down(OutageReason::protocol_error, now);
 }
 
-void Engine::handle_line(const uint8_t* line, size_t len, uint64_t now) {
+void EngineBase::handle_line(const uint8_t* line, size_t len, uint64_t now) {
   heard_since_connect_ = true;
   if (state_ == LinkState::await_peer) {
     state_ = LinkState::up;
@@ -322,7 +322,7 @@ void Engine::handle_line(const uint8_t* line, size_t len, uint64_t now) {
   }
 }
 
-void Engine::handle_ack(uint8_t mid) {
+void EngineBase::handle_ack(uint8_t mid) {
   bool freed = false;
   if (mid_distance(acked_mid_, mid) <= mid_distance(acked_mid_, mids_.peek())) acked_mid_ = mid;
   for (size_t i = 0; i < window_count_; ++i) {
@@ -344,7 +344,7 @@ void Engine::handle_ack(uint8_t mid) {
   if (freed && observer_) observer_->on_writable();
 }
 
-void Engine::handle_message(uint8_t mid, const uint8_t* payload, size_t len, uint64_t now) {
+void EngineBase::handle_message(uint8_t mid, const uint8_t* payload, size_t len, uint64_t now) {
   bool restart = false;
   if (mid == 0) {
     // mid 0 is the peer's first message after a restart. A second mid 0 on the
@@ -408,7 +408,7 @@ void Engine::handle_message(uint8_t mid, const uint8_t* payload, size_t len, uin
   if (!duplicate && observer_) observer_->on_line_ready();
 }
 
-void Engine::pass_block(uint8_t from, uint64_t now) {
+void EngineBase::pass_block(uint8_t from, uint64_t now) {
   // The oldest mid refused after `from` (1..127 ahead) and not taken since.
   blocked_mid_ = -1;
   for (unsigned step = 1; step < 128; ++step) {
@@ -423,20 +423,20 @@ void Engine::pass_block(uint8_t from, uint64_t now) {
   }
 }
 
-bool Engine::peek_line(const uint8_t** data, size_t* len) const {
+bool EngineBase::peek_line(const uint8_t** data, size_t* len) const {
   if (rx_count_ == 0) return false;
   *data = rx_[rx_head_].payload;
   *len = rx_[rx_head_].len;
   return true;
 }
 
-void Engine::pop_line() {
+void EngineBase::pop_line() {
   if (rx_count_ == 0) return;
   rx_head_ = (rx_head_ + 1) % RESILINK_RX_QUEUE;
   --rx_count_;
 }
 
-bool Engine::read_line(uint8_t* dst, size_t cap, size_t* len) {
+bool EngineBase::read_line(uint8_t* dst, size_t cap, size_t* len) {
   const uint8_t* data;
   size_t n;
   if (!peek_line(&data, &n)) return false;
@@ -449,7 +449,7 @@ bool Engine::read_line(uint8_t* dst, size_t cap, size_t* len) {
 
 // ---------------------------------------------------------------- send
 
-bool Engine::queue_bytes(const uint8_t* a, size_t alen, const uint8_t* b, size_t blen,
+bool EngineBase::queue_bytes(const uint8_t* a, size_t alen, const uint8_t* b, size_t blen,
                          uint64_t now) {
   if (alen + blen > RESILINK_TX_BUFFER - tx_len_) return false;
   if (tx_len_ == 0) tx_progress_at_ = now;
@@ -460,7 +460,7 @@ bool Engine::queue_bytes(const uint8_t* a, size_t alen, const uint8_t* b, size_t
   return true;
 }
 
-bool Engine::queue_message(uint8_t mid, const uint8_t* payload, size_t len, uint64_t now) {
+bool EngineBase::queue_message(uint8_t mid, const uint8_t* payload, size_t len, uint64_t now) {
   if (len + 3 > RESILINK_TX_BUFFER - tx_len_) return false;
   uint8_t hex[2];
   format_mid(mid, hex);
@@ -469,7 +469,7 @@ bool Engine::queue_message(uint8_t mid, const uint8_t* payload, size_t len, uint
   return true;
 }
 
-void Engine::pump_tx(uint64_t now) {
+void EngineBase::pump_tx(uint64_t now) {
   if (!connection_open()) return;
   // ACKs first: they are small and free the peer's window.
   for (unsigned mid = 0; ack_count_ > 0 && mid < 256; ++mid) {
@@ -499,7 +499,7 @@ void Engine::pump_tx(uint64_t now) {
   }
 }
 
-void Engine::handle_tx_sent(size_t count, uint64_t now) {
+void EngineBase::handle_tx_sent(size_t count, uint64_t now) {
   if (count == 0) return;
   if (count > tx_len_) count = tx_len_;
   memmove(tx_, tx_ + count, tx_len_ - count);
@@ -509,7 +509,7 @@ void Engine::handle_tx_sent(size_t count, uint64_t now) {
   if (observer_ && state_ == LinkState::up) observer_->on_writable();
 }
 
-bool Engine::can_write(bool qos, size_t len) const {
+bool EngineBase::can_write(bool qos, size_t len) const {
   if (state_ == LinkState::closed) return false;
   if (len > kMaxPayload) return false;
   // Keep the span of mids in use well inside the receiver's 128-id memory, so
@@ -525,7 +525,7 @@ bool Engine::can_write(bool qos, size_t len) const {
   return len + 3 <= RESILINK_TX_BUFFER - tx_len_;
 }
 
-Error Engine::write(const uint8_t* payload, size_t len, bool qos, uint64_t now, uint32_t* ticket) {
+Error EngineBase::write(const uint8_t* payload, size_t len, bool qos, uint64_t now, uint32_t* ticket) {
   if (state_ == LinkState::closed) return Error::closed;
   if (Error e = validate_payload(payload, len); e != Error::ok) return e;
   if (!qos && state_ != LinkState::up) return Error::link_down;
@@ -560,7 +560,24 @@ Error Engine::write(const uint8_t* payload, size_t len, bool qos, uint64_t now, 
   return Error::ok;
 }
 
-bool Engine::is_pending(uint32_t ticket) const {
+void EngineBase::attach_buffers(uint8_t* block) {
+  window_ = reinterpret_cast<Slot*>(block);
+  rx_ = reinterpret_cast<RxEntry*>(block + sizeof(Slot) * RESILINK_TX_WINDOW);
+  uint8_t* line = block + sizeof(Slot) * RESILINK_TX_WINDOW + sizeof(RxEntry) * RESILINK_RX_QUEUE;
+  decoder_.set_buffer(line);
+  tx_ = line + RESILINK_MAX_LINE;
+}
+
+uint8_t* EngineBase::detach_buffers() {
+  uint8_t* block = reinterpret_cast<uint8_t*>(window_);
+  window_ = nullptr;
+  rx_ = nullptr;
+  tx_ = nullptr;
+  decoder_.set_buffer(nullptr);
+  return block;
+}
+
+bool EngineBase::is_pending(uint32_t ticket) const {
   for (size_t i = 0; i < window_count_; ++i) {
     const Slot& s = slot_at(i);
     if (s.ticket == ticket) return !s.acked;

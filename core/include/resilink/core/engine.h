@@ -158,11 +158,18 @@ class EngineObserver {
   ~EngineObserver() = default;
 };
 
-class Engine {
+// The engine's logic and state without its buffers (line buffer, receive
+// queue, window, send buffer): the host lends it one block of kBufferBytes
+// with attach_buffers() and may take it back with detach_buffers() whenever
+// buffers_idle(). A server holding thousands of mostly idle links lends a
+// block only while a link has something stored, so an idle link costs the
+// state alone (docs/PERFORMANCE.md). Every input and command needs the block
+// attached; getters do not. Engine (below) is the same with its own block.
+class EngineBase {
  public:
-  Engine(const EngineConfig& config, EngineObserver* observer);
-  Engine(const Engine&) = delete;
-  Engine& operator=(const Engine&) = delete;
+  EngineBase(const EngineConfig& config, EngineObserver* observer);
+  EngineBase(const EngineBase&) = delete;
+  EngineBase& operator=(const EngineBase&) = delete;
 
   // ---- getters
   LinkState state() const { return state_; }
@@ -214,6 +221,18 @@ class Engine {
   void pop_line();
   void close(uint64_t now);
 
+  // ---- buffers
+  // block: kBufferBytes, aligned to 8; its contents need not be kept.
+  void attach_buffers(uint8_t* block);
+  bool has_buffers() const { return tx_ != nullptr; }
+  // Nothing is stored in the buffers: no partial line, queued message,
+  // message in the window or byte waiting for the socket.
+  bool buffers_idle() const {
+    return rx_count_ == 0 && window_count_ == 0 && tx_len_ == 0 && !decoder_.mid_line();
+  }
+  // Returns the block; only when buffers_idle().
+  uint8_t* detach_buffers();
+
  private:
   static constexpr size_t kMaxPayload = RESILINK_MAX_PAYLOAD;
 
@@ -231,6 +250,13 @@ class Engine {
     uint16_t len;
     uint8_t payload[kMaxPayload];
   };
+
+ public:
+  static constexpr size_t kBufferBytes = sizeof(Slot) * RESILINK_TX_WINDOW +
+                                         sizeof(RxEntry) * RESILINK_RX_QUEUE + RESILINK_MAX_LINE +
+                                         RESILINK_TX_BUFFER;
+
+ private:
 
   bool connection_open() const {
     return state_ == LinkState::await_peer || state_ == LinkState::up;
@@ -297,12 +323,23 @@ class Engine {
   uint8_t client_id_len_ = 0;
   uint8_t client_id_[RESILINK_MAX_ID];
 
-  // buffers
-  uint8_t line_buffer_[RESILINK_MAX_LINE];
-  LineDecoder decoder_{line_buffer_, RESILINK_MAX_LINE};
-  RxEntry rx_[RESILINK_RX_QUEUE];
-  Slot window_[RESILINK_TX_WINDOW];
-  uint8_t tx_[RESILINK_TX_BUFFER];
+  // The lent block (attach_buffers), or null.
+  Slot* window_ = nullptr;
+  RxEntry* rx_ = nullptr;
+  uint8_t* tx_ = nullptr;
+  LineDecoder decoder_{nullptr, RESILINK_MAX_LINE};
+};
+
+// An engine with its own buffers, for a host that keeps them for the
+// engine's lifetime (a microcontroller, the POSIX client, the simulator).
+class Engine final : public EngineBase {
+ public:
+  Engine(const EngineConfig& config, EngineObserver* observer) : EngineBase(config, observer) {
+    attach_buffers(block_);
+  }
+
+ private:
+  alignas(8) uint8_t block_[kBufferBytes];
 };
 
 }  // namespace resilink::core

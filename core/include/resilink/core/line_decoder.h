@@ -42,6 +42,11 @@ class LineDecoder {
   // Stream offset of the first byte of the current (or last complete) line.
   uint64_t line_start() const { return line_start_; }
   size_t partial_length() const { return fill_; }
+  // True while part of a line is held in the buffer (it must not change).
+  bool mid_line() const { return fill_ > 0 && !line_ready_; }
+  // Lends a buffer of the same capacity. Only between lines (!mid_line()):
+  // the stream position is kept, the bytes of a handled line are not.
+  void set_buffer(uint8_t* buffer) { buffer_ = buffer; }
 
  private:
   uint8_t* buffer_;
