@@ -17,12 +17,22 @@ LineDecoder::Result LineDecoder::feed(const uint8_t* data, size_t len) {
     bytes_consumed_ += fits + 1;
     return {Status::too_long, fits + 1};
   }
+  if (newline && fill_ == 0) {
+    // The whole line is in the input: hand it out from there, uncopied.
+    line_ = data;
+    line_length_ = take;
+    line_ready_ = true;
+    ++lines_completed_;
+    bytes_consumed_ += take + 1;
+    return {Status::line, take + 1};
+  }
   memcpy(buffer_ + fill_, data, take);
   fill_ += take;
   if (!newline) {
     bytes_consumed_ += take;
     return {Status::need_more, take};
   }
+  line_ = buffer_;
   line_length_ = fill_;
   line_ready_ = true;
   ++lines_completed_;

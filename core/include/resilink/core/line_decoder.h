@@ -29,8 +29,10 @@ class LineDecoder {
 
   Result feed(const uint8_t* data, size_t len);
 
-  // The last complete line, without its '\n'. Valid until the next feed().
-  const uint8_t* line() const { return buffer_; }
+  // The last complete line, without its '\n'. Valid until the next feed(),
+  // and while the bytes given to the feed() that completed it are: a line
+  // that arrives whole in one feed() is not copied.
+  const uint8_t* line() const { return line_; }
   size_t length() const { return line_length_; }
 
   // Start a new stream: forget any partial line and the stream position.
@@ -50,6 +52,7 @@ class LineDecoder {
 
  private:
   uint8_t* buffer_;
+  const uint8_t* line_ = nullptr;
   size_t capacity_;
   size_t fill_ = 0;
   size_t line_length_ = 0;
