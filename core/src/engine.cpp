@@ -473,6 +473,10 @@ void EngineBase::pump_tx(uint64_t now) {
   if (!connection_open()) return;
   // ACKs first: they are small and free the peer's window.
   for (unsigned mid = 0; ack_count_ > 0 && mid < 256; ++mid) {
+    if (ack_pending_[mid >> 3] == 0) {  // skip a byte of mids at a time
+      mid |= 7;
+      continue;
+    }
     if ((ack_pending_[mid >> 3] & (1u << (mid & 7))) == 0) continue;
     uint8_t ack[3];
     format_mid(static_cast<uint8_t>(mid), ack);
