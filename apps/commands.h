@@ -13,5 +13,8 @@ void register_lab(CLI::App& app, int& exit_status);     // lab_command.cpp
 void register_demo(CLI::App& app, int& exit_status);    // demo_command.cpp
 void register_soak(CLI::App& app, int& exit_status);    // soak_command.cpp
 void register_sim(CLI::App& app, int& exit_status);     // sim_command.cpp
+void register_bench(CLI::App& app, int& exit_status);   // bench_command.cpp
+// The server process the scale benchmark measures (hidden).
+void register_bench_server(CLI::App& app, int& exit_status);  // bench_server_command.cpp
 
 }  // namespace resilink::apps

@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   resilink::apps::register_lab(app, exit_status);
   resilink::apps::register_chaos(app, exit_status);
   resilink::apps::register_sim(app, exit_status);
+  resilink::apps::register_bench(app, exit_status);
+  resilink::apps::register_bench_server(app, exit_status);
   CLI11_PARSE(app, argc, argv);
   return exit_status;
 }

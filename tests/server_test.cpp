@@ -6,7 +6,10 @@
 // writes the exact bytes of the protocol and reads lines with a deadline, so
 // every byte the server sends is checked as the wire carries it. The harness
 // is tests/support/server_harness.h.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+
+#include <asio/experimental/awaitable_operators.hpp>
 
 #include "support/server_harness.h"
 
@@ -513,7 +516,14 @@ TEST(ServerTest, LineOfExactlyMaxLineIsAccepted) {
 // ================================================================ 6. a peer that never reads
 
 TEST(ServerTest, PeerThatNeverReadsIsDeclaredStalledAndOthersAreServed) {
-  TestServer ts;
+  // The peer never ACKs, so after 100 mids the server's non-qos writes go
+  // with qos and the window bounds them (docs/PROTOCOL.md §8g): about 116 KB,
+  // then only the window's retransmissions. A kernel send buffer left to
+  // autotune swallows all of it and nothing ever backs up into the engine;
+  // a bounded one does.
+  ServerOptions options = test_options();
+  options.send_buffer_bytes = 16384;
+  TestServer ts(options);
   Bystander good(ts);
   ASSERT_TRUE(good.start());
 
@@ -600,6 +610,138 @@ TEST(ServerTest, WaitAllCompletesOnlyWhenEveryIdHasConnected) {
   EXPECT_NO_THROW(expected.get());
   auto message = b.next_message();
   EXPECT_EQ(message, "00for b");
+}
+
+// ================================================================ 9. many idle links
+
+// A client that only keeps its link alive, on a non-blocking socket, so one
+// test thread can play hundreds of them.
+struct IdleClient {
+  explicit IdleClient(uint16_t port, const std::string& id) {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(port);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) < 0)
+      throw std::system_error(errno, std::generic_category(), "connect");
+    std::string hello = id + "\n\n";
+    if (::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(hello.size()))
+      throw std::runtime_error("send of the id failed");
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  }
+  ~IdleClient() { ::close(fd); }
+  IdleClient(const IdleClient&) = delete;
+  IdleClient& operator=(const IdleClient&) = delete;
+
+  void send_keepalive() {
+    if (!closed && ::send(fd, "\n", 1, MSG_NOSIGNAL) != 1 && errno != EAGAIN) closed = true;
+  }
+  // Counts the server's keepalives; anything else is unexpected here.
+  void drain() {
+    char chunk[512];
+    for (;;) {
+      ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+      if (n <= 0) {
+        closed = true;
+        return;
+      }
+      for (ssize_t i = 0; i < n; ++i) (chunk[i] == '\n' ? keepalives : other_bytes) += 1;
+    }
+  }
+
+  int fd = -1;
+  size_t keepalives = 0;
+  size_t other_bytes = 0;
+  bool closed = false;
+};
+
+// Keeps every client's link alive (a keepalive each kKeepaliveEvery, their
+// sends spread over the interval) for `duration`, reading what comes.
+void keep_alive(std::vector<std::unique_ptr<IdleClient>>& clients, std::chrono::milliseconds duration) {
+  auto start = std::chrono::steady_clock::now();
+  std::vector<pollfd> fds;
+  for (auto& c : clients) fds.push_back({c->fd, POLLIN, 0});
+  size_t next = 0;  // the next client to send, round-robin
+  for (;;) {
+    auto elapsed = std::chrono::steady_clock::now() - start;
+    if (elapsed >= duration) return;
+    // Clients due by now, at an even pace over each interval.
+    auto due = static_cast<size_t>(clients.size() * static_cast<size_t>(elapsed / 1ms) /
+                                   static_cast<size_t>(kKeepaliveEvery / 1ms)) + 1;
+    for (; next < due; ++next) clients[next % clients.size()]->send_keepalive();
+    if (::poll(fds.data(), fds.size(), 2) > 0)
+      for (size_t i = 0; i < fds.size(); ++i)
+        if (fds[i].revents) clients[i]->drain();
+  }
+}
+
+// Many links with keepalives only: the server's one timer wheel keeps every
+// one of them up through three timeouts and sends each its keepalives.
+TEST(ServerTest, ManyIdleLinksStayUpThroughThreeTimeouts) {
+  constexpr size_t kClients = 200;
+  TestServer ts;
+  std::vector<std::unique_ptr<IdleClient>> clients;
+  for (size_t i = 0; i < kClients; ++i)
+    clients.push_back(std::make_unique<IdleClient>(ts.port(), "idle" + std::to_string(i)));
+  auto count_up = [](Server& s) {
+    size_t up = 0;
+    for (const auto& [id, conn] : s.connections()) up += conn->status() ? 1 : 0;
+    return up;
+  };
+  for (int round = 0; round < 50 && ts.call(count_up) < kClients; ++round) keep_alive(clients, 100ms);
+  ASSERT_EQ(ts.call(count_up), kClients) << "not every idle client's link came up";
+  for (auto& c : clients) c->keepalives = 0;
+
+  keep_alive(clients, std::chrono::milliseconds(3 * kTimeout));
+
+  EXPECT_EQ(ts.call(count_up), kClients);
+  auto totals = ts.call([](Server& s) {
+    core::EngineStats sum;
+    for (const auto& [id, conn] : s.connections()) {
+      sum.connects += conn->stats().connects;
+      sum.outages += conn->stats().outages;
+    }
+    return sum;
+  });
+  EXPECT_EQ(totals.outages, 0u) << "false outages among idle links";
+  EXPECT_EQ(totals.connects, kClients);
+  // Keepalives leave nothing stored: every engine gave its buffers back.
+  EXPECT_EQ(ts.call([](Server& s) { return s.buffer_blocks_lent(); }), 0u);
+  for (size_t i = 0; i < kClients; ++i) {
+    EXPECT_FALSE(clients[i]->closed) << "client " << i << " was closed";
+    EXPECT_EQ(clients[i]->other_bytes, 0u) << "client " << i << " got more than keepalives";
+    // One every T/4: about 12 in 3T; a few make sure its timer keeps firing.
+    EXPECT_GE(clients[i]->keepalives, 4u) << "client " << i << " heard too few keepalives";
+  }
+}
+
+// ================================================================ cancellation
+
+// readline() raced against a timer (asio's awaitable operators): the timer
+// wins, the cancelled wait leaves nothing behind, and the line that comes
+// later is not lost.
+asio::awaitable<bool> readline_or_timeout(Server& s, std::chrono::milliseconds limit) {
+  using namespace asio::experimental::awaitable_operators;
+  Connection& c = s.connection("dev1");
+  asio::steady_timer timer(co_await asio::this_coro::executor, limit);
+  auto first = co_await (c.readline() || timer.async_wait(asio::use_awaitable));
+  co_return first.index() == 0;
+}
+
+TEST(ServerTest, ReadlineRacedAgainstATimerIsCancelledCleanly) {
+  TestServer ts;
+  RawClient dev(ts.port());
+  ASSERT_TRUE(handshake(dev, "dev1"));
+  dev.start_keepalive();
+  auto raced = ts.spawn([](Server& s) { return readline_or_timeout(s, 100ms); });
+  ASSERT_TRUE(ready(raced));
+  EXPECT_FALSE(raced.get()) << "readline() won with no line sent";
+  EXPECT_TRUE(exchange(ts, dev, "dev1", "after"));
 }
 
 // ================================================================ shutdown

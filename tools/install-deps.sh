@@ -10,14 +10,18 @@ packages=(
   # nothing more. (libfuzzer-14-dev only adds libFuzzer.a for -lFuzzer links.)
   libasio-dev libcli11-dev libspdlog-dev libfmt-dev   # server shell, command line, logs
   libgtest-dev                                        # tests
-  nlohmann-json3-dev                                  # the soak's JSON metrics
+  libbenchmark-dev                                    # core micro-benchmarks (resilink_core_bench)
+  nlohmann-json3-dev                                  # the soak's and the bench's JSON
   gcc-xtensa-lx106 picolibc-xtensa-lx106-elf          # core for ESP8266
   gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib    # core for Cortex-M0+
   python3 iproute2                                    # interop harness
+  mosquitto                                           # bench: the broker of the MQTT qos1 round trip
+  # (the bench speaks MQTT 3.1.1 itself, so libmosquitto-dev is not needed)
 )
 if [ "${1:-}" = "--demo" ]; then
+  # `resilink` links the bench, which builds the core micro-benchmarks.
   packages=(cmake ninja-build g++ libasio-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev
-            nlohmann-json3-dev)
+            nlohmann-json3-dev libbenchmark-dev)
 fi
 
 missing=()

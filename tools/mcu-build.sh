@@ -22,7 +22,9 @@
 #   5. fails if the core's total text on cortex-m0plus exceeds the budget.
 # Nothing is linked into an executable and nothing is run.
 #
-# Usage: tools/mcu-build.sh [BUILD_DIR]      (default: <repo>/build/mcu)
+# Usage: tools/mcu-build.sh [--json FILE] [BUILD_DIR]   (default: <repo>/build/mcu)
+#   --json FILE  also writes the sizes per target and the verdict as JSON
+#                (for `resilink bench`); the printed output stays the same.
 # Environment: MCU_TEXT_BUDGET (bytes, default 6144).
 # Exit status: 0 when every check passes, 1 otherwise.
 set -euo pipefail
@@ -30,7 +32,16 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/.." && pwd -P)
 CORE=$ROOT/core
 INC=$CORE/include
-BUILD=${1:-$ROOT/build/mcu}
+JSON_OUT=
+positional=()
+while (($#)); do
+  case $1 in
+    --json) JSON_OUT=${2:?"mcu-build: --json needs a file name"}; shift 2 ;;
+    --json=*) JSON_OUT=${1#--json=}; shift ;;
+    *) positional+=("$1"); shift ;;
+  esac
+done
+BUILD=${positional[0]:-$ROOT/build/mcu}
 BUDGET=${MCU_TEXT_BUDGET:-6144}
 BUDGET_TARGET=cortex-m0plus
 
@@ -98,6 +109,10 @@ fi
 if ((${#missing[@]})); then
   echo "mcu-build: missing cross tools: ${missing[*]}" >&2
   echo "mcu-build: install them with: apt-get install $(printf '%s\n' "${packages[@]}" | sort -u | tr '\n' ' ')" >&2
+  if [[ -n $JSON_OUT ]]; then
+    printf '{"passed": false, "missing_tools": [%s], "targets": {}}\n' \
+      "$(printf '"%s",' "${missing[@]}" | sed 's/,$//')" >"$JSON_OUT"
+  fi
   exit 1
 fi
 
@@ -228,6 +243,7 @@ check_tree() {
 # ----------------------------------------------------- 3. compile, 4. sizes
 
 declare -A TOTAL_TEXT=() TOTAL_DATA=() TOTAL_BSS=() TOTAL_METHOD=() ENGINE_SIZE=()
+declare -A TOTAL_CODE=() TOTAL_RODATA=() ENGINE_ALIGN=() COMPILER=()   # for --json
 
 for target in "${TARGETS[@]}"; do
   set_cxx "$target"
@@ -238,7 +254,8 @@ for target in "${TARGETS[@]}"; do
   target_before=$fail
 
   echo
-  echo "== $target: $("${CXX[0]}" --version | head -n1)"
+  COMPILER[$target]=$("${CXX[0]}" --version | head -n1)
+  echo "== $target: ${COMPILER[$target]}"
   echo "   flags: ${CXX[*]:1} ${COMMON_FLAGS[*]}"
 
   # System include directories, in search order, canonical.
@@ -341,6 +358,8 @@ EOF
       awk '$1 ~ /^\.(text|literal)/ {c += $2} $1 ~ /^\.rodata/ {r += $2} END {print c + 0, r + 0}')
     echo "   total method: $method"
     echo "   total text = $code code (.text*) + $rodata read-only data (.rodata*) + $((tot_t - code - rodata)) other"
+    TOTAL_CODE[$target]=$code
+    TOTAL_RODATA[$target]=$rodata
   else
     tot_t=$sum_t tot_d=$sum_d tot_b=$sum_b
     method="sum of objects (ld -r failed: $(head -n1 "$out/ld.log"))"
@@ -372,6 +391,7 @@ EOF
     problem "[$target] could not read sizeof(Engine) from the probe's symbols"
   else
     ENGINE_SIZE[$target]=$esize
+    ENGINE_ALIGN[$target]=$ealign
     echo "   static RAM: sizeof(resilink::core::Engine) = $esize bytes (alignof $ealign) per engine," \
          "plus the core's own .data+.bss = $((tot_d + tot_b)) bytes"
   fi
@@ -401,6 +421,29 @@ if [[ -n ${TOTAL_TEXT[$BUDGET_TARGET]:-} ]]; then
   fi
 else
   problem "core .text on $BUDGET_TARGET: not measured (the core did not build for $BUDGET_TARGET)"
+fi
+
+# ------------------------------------------------------------- --json
+
+# Numbers only where measured; a target that did not build has none.
+json_number() { if [[ -n ${1:-} ]]; then printf '%s' "$1"; else printf 'null'; fi; }
+json_string() { local v=${1//\\/\\\\}; v=${v//\"/\\\"}; printf '"%s"' "$v"; }
+if [[ -n $JSON_OUT ]]; then
+  {
+    printf '{\n  "passed": %s,\n  "problems": %d,\n' "$( ((fail)) && echo false || echo true)" "$fail"
+    printf '  "budget_target": "%s",\n  "text_budget": %d,\n  "targets": {' "$BUDGET_TARGET" "$BUDGET"
+    sep=
+    for target in "${TARGETS[@]}"; do
+      printf '%s\n    "%s": {"compiler": %s, "text": %s, "code": %s, "rodata": %s, "data": %s, "bss": %s,' \
+        "$sep" "$target" "$(json_string "${COMPILER[$target]:-}")" "$(json_number "${TOTAL_TEXT[$target]:-}")" \
+        "$(json_number "${TOTAL_CODE[$target]:-}")" "$(json_number "${TOTAL_RODATA[$target]:-}")" \
+        "$(json_number "${TOTAL_DATA[$target]:-}")" "$(json_number "${TOTAL_BSS[$target]:-}")"
+      printf ' "sizeof_engine": %s, "alignof_engine": %s}' \
+        "$(json_number "${ENGINE_SIZE[$target]:-}")" "$(json_number "${ENGINE_ALIGN[$target]:-}")"
+      sep=,
+    done
+    printf '\n  }\n}\n'
+  } >"$JSON_OUT"
 fi
 
 echo

@@ -372,6 +372,9 @@ void Client::receive(uint64_t now) {
     if (n > 0) {
       engine_->handle_rx(rx_buffer_.get(), static_cast<size_t>(n), now);
       total += static_cast<size_t>(n);
+      // A short read emptied the socket: another recv would only say EAGAIN
+      // (a syscall per round trip); poll reports whatever comes next.
+      if (static_cast<size_t>(n) < kRxBufferSize) return;
       continue;
     }
     if (n == 0) {

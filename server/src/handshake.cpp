@@ -1,5 +1,7 @@
 #include "resilink/server/handshake.h"
 
+#include <string.h>
+
 #include "resilink/core/client_id.h"
 
 namespace resilink {
@@ -17,6 +19,9 @@ IdLineReader::Result IdLineReader::feed(const uint8_t* data, size_t len) {
     case core::LineDecoder::Status::line:
       error_ = core::validate_client_id(decoder_.line(), decoder_.length());
       status_ = error_ == core::Error::ok ? Status::accepted : Status::rejected;
+      // A line that arrived whole points into the caller's bytes: keep a copy.
+      id_length_ = decoder_.length();
+      memmove(buffer_, decoder_.line(), id_length_);
       break;
   }
   return {status_, r.consumed};
@@ -24,7 +29,7 @@ IdLineReader::Result IdLineReader::feed(const uint8_t* data, size_t len) {
 
 std::string_view IdLineReader::id() const {
   if (status_ != Status::accepted) return {};
-  return {reinterpret_cast<const char*>(decoder_.line()), decoder_.length()};
+  return {reinterpret_cast<const char*>(buffer_), id_length_};
 }
 
 std::string IdLineReader::reason() const {

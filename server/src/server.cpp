@@ -18,22 +18,49 @@ std::string join(const std::set<std::string>& ids) {
   return out.empty() ? "(none)" : out;
 }
 
-std::string describe(const tcp::socket& socket) {
+}  // namespace
+
+std::string Server::describe(const Socket& socket) {
   std::error_code ec;
   auto ep = socket.remote_endpoint(ec);
   if (ec) return "unknown peer";
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
-}  // namespace
 
 Server::Server(asio::io_context& io, ServerOptions options)
     : io_(io),
       options_(std::move(options)),
       logger_(options_.logger ? options_.logger : spdlog::default_logger()),
       acceptor_(io),
-      connection_changed_(io.get_executor()) {}
+      wheel_(monotonic_ms()),
+      wheel_timer_(io),
+      read_buffer_(new uint8_t[kReadBufferBytes]) {}
 
 Server::~Server() { close(); }
+
+void Server::schedule(TimerWheel::Timer& timer, uint64_t deadline) {
+  wheel_.idle_to(monotonic_ms());
+  wheel_.arm(timer, deadline);
+  set_wheel_timer();
+}
+
+void Server::set_wheel_timer() {
+  uint64_t wake = wheel_.next_wake();
+  // A later wake needs nothing: the set timer fires first and looks again.
+  if (closed_ || wake >= wheel_timer_at_) return;
+  wheel_timer_at_ = wake;
+  wheel_timer_.expires_at(std::chrono::steady_clock::time_point(std::chrono::milliseconds(wake)));
+  wheel_timer_.async_wait([this](std::error_code ec) {
+    // Aborted: set again for an earlier wake, or closed (the Server may be gone).
+    if (!ec) on_wheel_timer();
+  });
+}
+
+void Server::on_wheel_timer() {
+  wheel_timer_at_ = TimerWheel::kNever;
+  wheel_.expire(monotonic_ms());
+  set_wheel_timer();
+}
 
 std::error_code Server::listen() {
   std::error_code ec;
@@ -74,20 +101,24 @@ asio::awaitable<void> Server::accept_loop() {
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
+    if (options_.send_buffer_bytes > 0) {
+      int bytes = static_cast<int>(options_.send_buffer_bytes);
+      socket.set_option(asio::socket_base::send_buffer_size(bytes), ec);
+    }
     asio::co_spawn(io_, handshake(std::move(socket)), asio::detached);
   }
 }
 
-asio::awaitable<void> Server::handshake(tcp::socket accepted) {
+asio::awaitable<void> Server::handshake(Socket accepted) {
   std::string peer = describe(accepted);
   // The id line must arrive within twice the timeout, like any first read.
   // The deadline handler may run after this coroutine has ended (it can be
   // queued in the same turn as the read), so it owns what it touches.
-  auto socket_ptr = std::make_shared<tcp::socket>(std::move(accepted));
+  auto socket_ptr = std::make_shared<Socket>(std::move(accepted));
   std::erase_if(handshaking_, [](const auto& weak) { return weak.expired(); });
   handshaking_.push_back(socket_ptr);
   auto timed_out_ptr = std::make_shared<bool>(false);
-  tcp::socket& socket = *socket_ptr;
+  Socket& socket = *socket_ptr;
   const bool& timed_out = *timed_out_ptr;
   asio::steady_timer deadline(io_, std::chrono::milliseconds(2ull * options_.timeout_ms));
   deadline.async_wait([socket_ptr, timed_out_ptr](std::error_code ec) {
@@ -125,7 +156,7 @@ asio::awaitable<void> Server::handshake(tcp::socket accepted) {
   }
 }
 
-void Server::route(tcp::socket socket, std::string id, std::string_view leftover, std::string peer) {
+void Server::route(Socket socket, std::string id, std::string_view leftover, std::string peer) {
   if (!options_.expected.empty() && !options_.expected.count(id))
     logger_->warn("unexpected client id '{}' from {} (expected {}); serving it anyway", id, peer,
                   join(options_.expected));
@@ -134,19 +165,27 @@ void Server::route(tcp::socket socket, std::string id, std::string_view leftover
     if (options_.duplicate_policy == DuplicatePolicy::reject_new) {
       logger_->warn("client '{}' from {}: a connection for this id is still open (from {}); "
                     "refusing the newcomer",
-                    id, peer, conn.peer_);
+                    id, peer, conn.peer());
       return;  // socket closes as it goes out of scope
     }
     logger_->warn("client '{}' from {}: replaces its still-open connection from {}", id, peer,
-                  conn.peer_);
+                  conn.peer());
   }
-  conn.attach(std::move(socket), leftover, std::move(peer));
+  conn.attach(std::move(socket), leftover, peer);
 }
 
 Connection& Server::connection(const std::string& id) {
   auto it = connections_.find(id);
   if (it != connections_.end()) return *it->second;
-  auto& conn = connections_[id] = std::make_unique<Connection>(*this, id);
+  it = connections_.emplace(id, nullptr).first;
+  try {
+    // The Connection names itself by its key, which lives as long as it does.
+    it->second.reset(new Connection(*this, it->first));
+  } catch (...) {
+    connections_.erase(it);
+    throw;
+  }
+  Connection* conn = it->second.get();
   if (connection_callback_) connection_callback_(*conn);
   connection_changed_.notify_all();
   return *conn;
@@ -188,6 +227,8 @@ void Server::close() {
     if (auto socket = weak.lock()) socket->close(ignored);
   handshaking_.clear();
   for (auto& [id, conn] : connections_) conn->close_for_shutdown();
+  wheel_timer_.cancel();
+  wheel_timer_at_ = TimerWheel::kNever;
   connection_changed_.notify_all();
 }
 

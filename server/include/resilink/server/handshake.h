@@ -51,6 +51,7 @@ class IdLineReader {
 
  private:
   uint8_t buffer_[RESILINK_MAX_ID];
+  size_t id_length_ = 0;
   core::LineDecoder decoder_{buffer_, sizeof buffer_};
   Status status_ = Status::need_more;
   core::Error error_ = core::Error::ok;

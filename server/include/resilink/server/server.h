@@ -16,7 +16,14 @@
 //   }, asio::detached);
 //   io.run();
 //
-// The Connection drives a core::Engine and holds no protocol logic of its own.
+// The Connection drives a core::EngineBase and holds no protocol logic of its
+// own; the engine's buffers are lent to it from the server's pool only while
+// it has something stored, so an idle link costs about a kilobyte.
+//
+// One thread: a Server and its Connections are used from the thread running
+// io.run() (one thread only; apps post to it). They share state without locks:
+// one read buffer that every socket is read into in turn, and one timer wheel
+// holding every connection's next deadline behind a single asio timer.
 #pragma once
 
 #include <asio.hpp>
@@ -32,6 +39,9 @@
 #include <vector>
 
 #include "resilink/core/engine.h"
+#include "resilink/server/buffer_pool.h"
+#include "resilink/server/timer_wheel.h"
+#include "resilink/server/wait_list.h"
 #include "resilink/write_options.h"
 
 namespace spdlog {
@@ -64,26 +74,22 @@ struct ServerOptions {
   std::set<std::string> expected;  // ids we expect; others are logged as strangers
   DuplicatePolicy duplicate_policy = DuplicatePolicy::replace_old;
   uint8_t window = RESILINK_TX_WINDOW;
+  // SO_SNDBUF of each accepted socket; 0 keeps the kernel's default, which
+  // Linux grows up to megabytes. A server of many devices sending small
+  // messages may bound it: kernel memory per link stays small, and a peer
+  // that stops reading backs up the engine (send_stalled) sooner.
+  uint32_t send_buffer_bytes = 0;
   std::shared_ptr<spdlog::logger> logger;  // default: spdlog's default logger
 };
 
 class Server;
 
+// Sockets bound to the io_context's own executor: 8 bytes where
+// any_io_executor takes 56, in every socket and every pending operation.
+using Socket = asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>;
 
-// Wakes every coroutine waiting on it. Waiters re-check their condition.
-class Notifier {
+class Connection final : private core::EngineObserver, private TimerWheel::Timer {
  public:
-  explicit Notifier(asio::any_io_executor ex) : timer_(ex, asio::steady_timer::time_point::max()) {}
-  asio::awaitable<void> wait();
-  void notify_all() { timer_.cancel(); }
-
- private:
-  asio::steady_timer timer_;
-};
-
-class Connection final : private core::EngineObserver {
- public:
-  Connection(Server& server, std::string id);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -94,7 +100,7 @@ class Connection final : private core::EngineObserver {
   // Times the client connected again after its first connection.
   uint32_t reconnects() const;
   const core::EngineStats& stats() const { return engine_.stats(); }
-  const core::Engine& engine() const { return engine_; }
+  const core::EngineBase& engine() const { return engine_; }
 
   // The next message from the client; waits (through outages) until one comes.
   // Throws std::system_error(core::Error::closed) once the server is closed.
@@ -107,19 +113,41 @@ class Connection final : private core::EngineObserver {
   // Waits until the link is up.
   asio::awaitable<void> wait_up();
   // Called on every status change, after the engine has acted.
-  void on_status(std::function<void(bool up)> callback) { status_callback_ = std::move(callback); }
+  void on_status(std::function<void(bool up)> callback) {
+    status_callback_.reset(callback ? new std::function<void(bool)>(std::move(callback)) : nullptr);
+  }
 
  private:
   friend class Server;
 
-  void attach(asio::ip::tcp::socket socket, std::string_view leftover, std::string peer);
+  // id: the key of its entry in Server::connections_, which outlives it.
+  Connection(Server& server, const std::string& id);
+  void attach(Socket socket, std::string_view leftover, std::string_view peer);
+  // "address:port" of the client while its socket is open.
+  std::string peer() const;
   void close_for_shutdown();
-  asio::awaitable<void> read_loop(std::shared_ptr<asio::ip::tcp::socket> socket, uint64_t generation);
+  bool link_open() const {
+    return engine_.state() == core::LinkState::await_peer || engine_.is_up();
+  }
+  // Reading: wait until the socket is readable, then read it into the
+  // server's buffer with non-blocking reads. No buffer per connection.
+  void wait_readable();
+  void on_readable(std::error_code ec);
   void after_engine_call();
   void close_socket();
+  // Writes the engine's bytes straight from its send buffer with
+  // non-blocking writes; waits for the socket only when it is full.
   void flush();
+  void on_writable_socket(std::error_code ec);
   void rearm_timer();
-  bool socket_open() const { return socket_ != nullptr; }
+  void report_status_events();
+  // readline()'s result: the oldest message, or throws closed if none.
+  std::string take_line();
+  // The engine's buffers are borrowed from the server's pool for each engine
+  // call and given back once the engine holds nothing in them.
+  void lend_buffers();
+  void return_buffers_if_idle();
+  bool socket_open() const { return socket_.is_open(); }
 
   // core::EngineObserver
   void on_link_up() override;
@@ -128,23 +156,28 @@ class Connection final : private core::EngineObserver {
   void on_write_acked(uint32_t) override { acked_.notify_all(); }
   void on_writable() override { writable_.notify_all(); }
 
+  // TimerWheel::Timer: the engine's next deadline came.
+  void on_deadline(uint64_t now) override;
+
   Server& server_;
-  std::string id_;
-  std::string peer_;
-  core::Engine engine_;
-  std::shared_ptr<asio::ip::tcp::socket> socket_;
-  uint64_t generation_ = 0;
-  bool writing_ = false;
-  std::vector<uint8_t> out_;
-  asio::steady_timer timer_;
-  uint64_t armed_deadline_ = core::kNoDeadline;
-  Notifier line_ready_, acked_, writable_, status_changed_;
-  std::function<void(bool)> status_callback_;
-  // Ups and downs the engine reported during the current call, in order: one
-  // call can drop a link and open its successor (a takeover).
-  std::vector<bool> status_events_;
+  const std::string& id_;
+  core::EngineBase engine_;
+  std::unique_ptr<BufferBlock> buffers_;  // lent to engine_, or null
+  Socket socket_;  // closed between connections
+  // Bumped whenever the socket is closed or replaced: a completion for an
+  // older socket stands down.
+  uint32_t generation_ = 0;
+  bool writing_ = false;  // waiting for the socket to take more bytes
   bool reported_up_ = false;  // what observers were last told
   bool closed_ = false;
+  // Ups and downs the engine reported during the current call, in order, a
+  // bit each (1: up): one call can drop a link and open its successor (a
+  // takeover). Oldest in bit 0.
+  uint8_t status_events_ = 0;
+  uint8_t status_event_count_ = 0;
+  WaitList line_ready_, acked_, writable_, status_changed_;
+  // Few applications watch single links: 8 bytes for those that do not.
+  std::unique_ptr<std::function<void(bool)>> status_callback_;
 };
 
 class Server {
@@ -179,6 +212,12 @@ class Server {
     status_callback_ = std::move(callback);
   }
 
+  // Engine buffer blocks lent to connections now (links with something
+  // stored: a partial line, unread messages, unacknowledged ones, bytes the
+  // socket has not taken), and blocks kept free for reuse.
+  size_t buffer_blocks_lent() const { return buffers_.lent(); }
+  size_t buffer_blocks_free() const { return buffers_.free_blocks(); }
+
   // Stops accepting and closes every socket.
   void close();
   bool closed() const { return closed_; }
@@ -186,18 +225,36 @@ class Server {
  private:
   friend class Connection;
   asio::awaitable<void> accept_loop();
-  asio::awaitable<void> handshake(asio::ip::tcp::socket socket);
-  void route(asio::ip::tcp::socket socket, std::string id, std::string_view leftover,
-             std::string peer);
+  asio::awaitable<void> handshake(Socket socket);
+  void route(Socket socket, std::string id, std::string_view leftover, std::string peer);
+  // "address:port" of a socket's peer, for the log.
+  static std::string describe(const Socket& socket);
+  // Arms a connection's deadline on the wheel, and the wheel's asio timer if
+  // it now has to fire sooner.
+  void schedule(TimerWheel::Timer& timer, uint64_t deadline);
+  void set_wheel_timer();
+  void on_wheel_timer();
+
+  // The read buffer every connection reads into in turn (one thread).
+  static constexpr size_t kReadBufferBytes = 16 * 1024;
 
   asio::io_context& io_;
   ServerOptions options_;
   std::shared_ptr<spdlog::logger> logger_;
-  asio::ip::tcp::acceptor acceptor_;
+  asio::basic_socket_acceptor<asio::ip::tcp, asio::io_context::executor_type> acceptor_;
+  // Before connections_: a Connection cancels its timer as it goes.
+  TimerWheel wheel_;
+  asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>,
+                             asio::io_context::executor_type>
+      wheel_timer_;
+  uint64_t wheel_timer_at_ = TimerWheel::kNever;  // when wheel_timer_ fires; kNever: not set
+  std::unique_ptr<uint8_t[]> read_buffer_;
+  // Before connections_: a Connection gives its block back as it goes.
+  BufferPool buffers_;
   std::map<std::string, std::unique_ptr<Connection>> connections_;
   // Sockets that have not sent their id line yet; close() closes them.
-  std::vector<std::weak_ptr<asio::ip::tcp::socket>> handshaking_;
-  Notifier connection_changed_;
+  std::vector<std::weak_ptr<Socket>> handshaking_;
+  WaitList connection_changed_;
   std::function<void(Connection&)> connection_callback_;
   std::function<void(Connection&, bool)> status_callback_;
   bool closed_ = false;

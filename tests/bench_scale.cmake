@@ -1,0 +1,11 @@
+# `resilink bench --only scale` end to end, small: 300 idle clients, short
+# holds; the JSON holds the scale figures, no false outages, and the server
+# saw every link up. RUN_SERIAL: it times keepalives in real time.
+# nlohmann-json: reads the bench's JSON report (Debian nlohmann-json3-dev).
+find_package(nlohmann_json 3 REQUIRED)
+add_executable(bench_scale_test ${CMAKE_CURRENT_LIST_DIR}/bench_scale_test.cpp)
+target_include_directories(bench_scale_test PRIVATE ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(bench_scale_test PRIVATE nlohmann_json::nlohmann_json GTest::gtest_main)
+target_compile_definitions(bench_scale_test PRIVATE RESILINK_BINARY="$<TARGET_FILE:resilink>")
+add_dependencies(bench_scale_test resilink)
+gtest_discover_tests(bench_scale_test DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 120 RUN_SERIAL TRUE)
