@@ -178,6 +178,9 @@ void register_bench(CLI::App& app, int& exit_status) {
       ->check(CLI::Range(2u, 1000u))
       ->capture_default_str();
   cmd->add_option("--clients", c.scale.clients, "scale: idle clients")->check(CLI::Range(1u, 1000000u))->capture_default_str();
+  cmd->add_option("--scale-app", c.scale.app, "scale: the server's application, callback (Server::on_line) or coroutine (readline loop per link)")
+      ->check(CLI::IsMember({"callback", "coroutine"}))
+      ->capture_default_str();
   cmd->add_option("--hold-s", c.scale.hold_s, "scale: seconds the full load is held and measured")
       ->check(CLI::Range(1u, 3600u))
       ->capture_default_str();

@@ -31,6 +31,7 @@ struct BenchServerOptions {
   uint32_t timeout_ms = 2000;
   unsigned window = RESILINK_TX_WINDOW;
   std::string log_level = "warn";
+  std::string app = "callback";  // or "coroutine"
 };
 
 asio::awaitable<void> drain_lines(Connection& conn) {
@@ -45,7 +46,10 @@ class BenchServer {
  public:
   BenchServer(asio::io_context& io, const BenchServerOptions& options)
       : io_(io), server_(io, make_server_options(options)) {
-    server_.on_connection([this](Connection& conn) { asio::co_spawn(io_, drain_lines(conn), asio::detached); });
+    if (options.app == "coroutine")
+      server_.on_connection([this](Connection& conn) { asio::co_spawn(io_, drain_lines(conn), asio::detached); });
+    else
+      server_.on_line([this](Connection&, std::string_view) { ++lines_; });
     server_.on_status([this](Connection&, bool up) { ++(up ? link_ups_ : link_downs_); });
   }
 
@@ -93,6 +97,7 @@ class BenchServer {
   Server server_;
   uint64_t link_ups_ = 0;
   uint64_t link_downs_ = 0;
+  uint64_t lines_ = 0;  // messages taken by the callback application
 };
 
 int run_bench_server(const BenchServerOptions& options) {
@@ -141,6 +146,9 @@ void register_bench_server(CLI::App& app, int& exit_status) {
       ->capture_default_str();
   cmd->add_option("--window", o.window, "qos messages in flight at once")
       ->check(CLI::Range(1u, static_cast<unsigned>(RESILINK_TX_WINDOW)))
+      ->capture_default_str();
+  cmd->add_option("--app", o.app, "the application: callback (Server::on_line) or coroutine (readline loop per link)")
+      ->check(CLI::IsMember({"callback", "coroutine"}))
       ->capture_default_str();
   cmd->add_option("--log", o.log_level, "the server's log level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))

@@ -822,5 +822,39 @@ TEST(ServerTest, IdLineArrivingAsTheHandshakeDeadlineFires) {
   EXPECT_TRUE(exchange(ts, other, "other", "ok"));
 }
 
+
+// ================================================================ on_line: no coroutine per link
+
+TEST(ServerTest, OnLineTakesEveryMessageInOrderAndAcksIt) {
+  TestServer ts;
+  auto lines = std::make_shared<std::vector<std::string>>();
+  ts.call([lines](Server& s) {
+    s.on_line([lines](Connection& c, std::string_view line) { lines->push_back(c.id() + ":" + std::string(line)); });
+  });
+  RawClient dev(ts.port());
+  ASSERT_TRUE(handshake(dev, "dev1"));
+  // Two bursts of a full receive queue each: nobody calls readline(), so the
+  // second is accepted only if the callback took the first.
+  const int total = 2 * RESILINK_RX_QUEUE;
+  for (int burst = 0; burst < 2; ++burst) {
+    std::string bytes;
+    for (int i = burst * RESILINK_RX_QUEUE + 1; i <= (burst + 1) * RESILINK_RX_QUEUE; ++i) {
+      char line[32];
+      snprintf(line, sizeof line, "%02xm%d\n", i, i);
+      bytes += line;
+    }
+    dev.send(bytes);
+    for (int i = burst * RESILINK_RX_QUEUE + 1; i <= (burst + 1) * RESILINK_RX_QUEUE; ++i) {
+      char ack[8];
+      snprintf(ack, sizeof ack, "%02x", i);
+      ASSERT_EQ(dev.next_message(), ack) << "message " << i << " was not taken";
+    }
+  }
+  std::vector<std::string> got = ts.call([lines](Server&) { return *lines; });
+  ASSERT_EQ(got.size(), size_t(total));
+  for (int i = 1; i <= total; ++i) EXPECT_EQ(got[static_cast<size_t>(i - 1)], "dev1:m" + std::to_string(i));
+  EXPECT_EQ(ts.stats("dev1").deferred, 0u);
+}
+
 }  // namespace
 }  // namespace resilink

@@ -67,6 +67,7 @@ struct StepResult {
   double connect_rate = 0;
   double hold_s = 0;
   double server_cpu_percent = 0;
+  double server_user_cpu_percent = 0;  // of which in user space (the rest: the kernel's TCP work)
   double generator_cpu_percent = 0;
   double generator_busiest_thread_percent = 0;
   double user_bytes_per_connection = 0;  // RssAnon growth
@@ -145,7 +146,7 @@ class ScaleRun {
     step_hold_s_ = o_.common.quick ? 2 : (o_.step_hold_s ? o_.step_hold_s : std::clamp(o_.hold_s / 2, 1u, 10u));
     final_hold_s_ = o_.common.quick ? std::min(o_.hold_s, 4u) : o_.hold_s;
 
-    BenchServerProcess server(o_.common.self_exe, o_.timeout_ms);
+    BenchServerProcess server(o_.common.self_exe, o_.timeout_ms, o_.app);
     auto base_stats = query(server);
     base_memory_ = read_process_memory(server.pid());
     base_heap_ = base_stats["heap_in_use"];
@@ -219,15 +220,18 @@ class ScaleRun {
     // Let the connect burst's work drain before timing the idle load.
     hold(server, o_.common.quick ? 0.5 : 1.0);
     double server_cpu_0 = process_cpu_seconds(server.pid());
+    double server_user_0 = process_cpu_seconds(server.pid(), true);
     double generator_cpu_0 = self_cpu_seconds();
     std::vector<double> threads_0 = generator.thread_cpu_seconds();
     auto hold_start = Clock::now();
     hold(server, hold_s);
     r.hold_s = std::chrono::duration<double>(Clock::now() - hold_start).count();
     double server_cpu_1 = process_cpu_seconds(server.pid());
+    double server_user_1 = process_cpu_seconds(server.pid(), true);
     double generator_cpu_1 = self_cpu_seconds();
     std::vector<double> threads_1 = generator.thread_cpu_seconds();
     r.server_cpu_percent = 100 * (server_cpu_1 - server_cpu_0) / r.hold_s;
+    r.server_user_cpu_percent = 100 * (server_user_1 - server_user_0) / r.hold_s;
     r.generator_cpu_percent = 100 * (generator_cpu_1 - generator_cpu_0) / r.hold_s;
     for (size_t i = 0; i < threads_1.size() && i < threads_0.size(); ++i)
       r.generator_busiest_thread_percent =
@@ -371,7 +375,7 @@ class ScaleRun {
     f.unit = "B/conn";
     f.goal = Goal::at_most;
     f.target = kMaxUserBytesPerConnection;
-    f.note = "RssAnon growth / " + std::to_string(last.clients) + " after the hold; malloc'd " +
+    f.note = "application: " + o_.app + "; RssAnon growth / " + std::to_string(last.clients) + " after the hold; malloc'd " +
              std::to_string(static_cast<long long>(last.heap_bytes_per_connection)) + " B/conn; " +
              held_up_to_text(held_memory, first);
     report_.add(f);
@@ -396,6 +400,13 @@ class ScaleRun {
     f.target = kMaxServerCpuPercent;
     f.note = "keepalive every " + std::to_string(o_.timeout_ms / 4) + " ms each way, over " +
              std::to_string(static_cast<int>(last.hold_s)) + " s; " + held_up_to_text(held_cpu, first);
+    report_.add(f);
+
+    f.name = "server CPU in user space, " + at;
+    f.value = last.server_user_cpu_percent;
+    f.goal = Goal::none;
+    f.target = 0;
+    f.note = "utime only; the rest is the kernel's TCP work (on loopback a send also runs the receiver's side)";
     report_.add(f);
 
     // The ramp's CPU, to see where the target stops holding (informative).
@@ -459,6 +470,7 @@ class ScaleRun {
                        {"connect_rate", r.connect_rate},
                        {"hold_s", r.hold_s},
                        {"server_cpu_percent", r.server_cpu_percent},
+                       {"server_user_cpu_percent", r.server_user_cpu_percent},
                        {"generator_cpu_percent", r.generator_cpu_percent},
                        {"generator_busiest_thread_percent", r.generator_busiest_thread_percent},
                        {"user_bytes_per_connection", r.user_bytes_per_connection},

@@ -44,7 +44,7 @@ ProcessMemory read_process_memory(pid_t pid) {
   return m;
 }
 
-double process_cpu_seconds(pid_t pid) {
+double process_cpu_seconds(pid_t pid, bool user_only) {
   std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
   // The command name may hold spaces and parentheses: fields start after the last ')'.
   size_t close = stat.rfind(')');
@@ -56,7 +56,7 @@ double process_cpu_seconds(pid_t pid) {
     if (i == 14) utime = std::stoull(field);
     if (i == 15) stime = std::stoull(field);
   }
-  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return static_cast<double>(utime + (user_only ? 0 : stime)) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 double self_cpu_seconds() {

@@ -20,8 +20,8 @@ struct ProcessMemory {
 };
 ProcessMemory read_process_memory(pid_t pid);
 
-// utime + stime of /proc/PID/stat, in seconds.
-double process_cpu_seconds(pid_t pid);
+// utime + stime of /proc/PID/stat, in seconds (user_only: utime alone).
+double process_cpu_seconds(pid_t pid, bool user_only = false);
 // This process's user + system CPU time (getrusage), in seconds.
 double self_cpu_seconds();
 

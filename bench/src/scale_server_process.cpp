@@ -16,7 +16,7 @@ extern char** environ;
 
 namespace resilink::bench::scale {
 
-BenchServerProcess::BenchServerProcess(const std::string& self_exe, uint32_t timeout_ms) {
+BenchServerProcess::BenchServerProcess(const std::string& self_exe, uint32_t timeout_ms, const std::string& app) {
   int in[2], out[2];
   if (::pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("bench-server: pipe failed");
   if (::pipe2(out, O_CLOEXEC) != 0) {
@@ -25,7 +25,7 @@ BenchServerProcess::BenchServerProcess(const std::string& self_exe, uint32_t tim
     throw std::runtime_error("bench-server: pipe failed");
   }
   std::vector<std::string> argv = {self_exe, "bench-server", "--address", "127.0.0.1", "--port", "0",
-                                   "--timeout", std::to_string(timeout_ms), "--log", "warn"};
+                                   "--timeout", std::to_string(timeout_ms), "--log", "warn", "--app", app};
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);

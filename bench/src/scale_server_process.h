@@ -17,7 +17,8 @@ class BenchServerProcess {
  public:
   // Starts `self_exe bench-server` on 127.0.0.1 and a free port and waits for
   // the port it prints. Throws std::runtime_error if it does not start.
-  BenchServerProcess(const std::string& self_exe, uint32_t timeout_ms);
+  // app: "callback" (Server::on_line) or "coroutine" (a readline() loop per link).
+  BenchServerProcess(const std::string& self_exe, uint32_t timeout_ms, const std::string& app);
   ~BenchServerProcess();
   BenchServerProcess(const BenchServerProcess&) = delete;
   BenchServerProcess& operator=(const BenchServerProcess&) = delete;

@@ -153,7 +153,23 @@ void Connection::after_engine_call() {
   if (socket_open() && !link_open()) close_socket();
   rearm_timer();
   report_status_events();
+  deliver_lines();
   return_buffers_if_idle();
+}
+
+void Connection::deliver_lines() {
+  // A callback that writes can get here again (co_spawn may run a coroutine
+  // inline): the outer loop delivers everything, in order.
+  if (!server_.line_callback_ || delivering_) return;
+  delivering_ = true;
+  const uint8_t* data;
+  size_t len;
+  while (engine_.peek_line(&data, &len)) {
+    std::string_view line(reinterpret_cast<const char*>(data), len);
+    server_.line_callback_(*this, line);
+    engine_.pop_line();
+  }
+  delivering_ = false;
 }
 
 void Connection::report_status_events() {

@@ -49,6 +49,9 @@ struct ScaleOptions {
   uint32_t step_hold_s = 0;        // hold of each earlier step; 0: hold_s/2, at most 10 (2 with quick)
   uint32_t generator_threads = 2;  // load generator threads, each driving many links
   uint32_t connects_in_flight = 256;  // links connecting at once (spares the accept backlog)
+  // The server's application: "callback" takes every line in Server::on_line;
+  // "coroutine" runs a readline() loop per connection (about 1 KB more each).
+  std::string app = "callback";
 };
 void run_scale(const ScaleOptions& options, Report& report);
 

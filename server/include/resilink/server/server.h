@@ -141,6 +141,7 @@ class Connection final : private core::EngineObserver, private TimerWheel::Timer
   void on_writable_socket(std::error_code ec);
   void rearm_timer();
   void report_status_events();
+  void deliver_lines();  // to Server::on_line's callback, if set
   // readline()'s result: the oldest message, or throws closed if none.
   std::string take_line();
   // The engine's buffers are borrowed from the server's pool for each engine
@@ -170,6 +171,7 @@ class Connection final : private core::EngineObserver, private TimerWheel::Timer
   bool writing_ = false;  // waiting for the socket to take more bytes
   bool reported_up_ = false;  // what observers were last told
   bool closed_ = false;
+  bool delivering_ = false;  // inside deliver_lines()
   // Ups and downs the engine reported during the current call, in order, a
   // bit each (1: up): one call can drop a link and open its successor (a
   // takeover). Oldest in bit 0.
@@ -207,6 +209,15 @@ class Server {
   // Called when a Connection is created, and on every status change.
   void on_connection(std::function<void(Connection&)> callback) {
     connection_callback_ = std::move(callback);
+  }
+  // Every message from any client, as it arrives, instead of readline(): no
+  // coroutine waits per connection, so thousands of idle links cost nothing
+  // in the application. The callback runs on the server's thread and must
+  // not block; it may start coroutines (to write, say). Lines are taken after
+  // each read from the socket, so the receive queue pushes back only on a
+  // burst longer than it (the refused rest is resent, as with readline()).
+  void on_line(std::function<void(Connection&, std::string_view line)> callback) {
+    line_callback_ = std::move(callback);
   }
   void on_status(std::function<void(Connection&, bool up)> callback) {
     status_callback_ = std::move(callback);
@@ -257,6 +268,7 @@ class Server {
   WaitList connection_changed_;
   std::function<void(Connection&)> connection_callback_;
   std::function<void(Connection&, bool)> status_callback_;
+  std::function<void(Connection&, std::string_view)> line_callback_;
   bool closed_ = false;
 };
 
