@@ -42,6 +42,10 @@ struct Run {
   std::atomic<uint64_t> traffic_end_us{kNoEnd};  // no message is due at or after this
   std::atomic<bool> stop_clients{false};
   std::atomic<bool> stopping{false};  // links close because the run ends: not recorded
+  // Server writers that have written every message due before the traffic
+  // ended. A writer blocked by an outage has a backlog of due messages it has
+  // not recorded as sent yet, so the drain waits for the writers too.
+  std::atomic<size_t> server_writers_done{0};
 
   // Messages due by now (and before the traffic ends), counting from seq 0.
   uint64_t due_count(uint64_t now_us) const {
@@ -63,7 +67,14 @@ asio::awaitable<void> server_reader(Run& run, Connection& conn, size_t lane) {
   }
 }
 
+// Counts a server writer as done when its coroutine ends, on any path.
+struct WriterDone {
+  std::atomic<size_t>& done;
+  ~WriterDone() { ++done; }
+};
+
 asio::awaitable<void> server_writer(Run& run, Server& server, size_t lane) {
+  WriterDone counted{run.server_writers_done};
   Connection* found = nullptr;
   try {
     found = &(co_await server.client(run.id(lane))).get();
@@ -391,7 +402,7 @@ int run_soak(const SoakOptions& options) {
   const double drain_start = recorder.now_ms();
   bool drained = false;
   while (recorder.now_ms() - drain_start < drain_bound_ms && g_interrupts.load() < 2) {
-    if (recorder.drained()) {
+    if (run.server_writers_done.load() == lanes && recorder.drained()) {
       drained = true;
       break;
     }
