@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "resilink/bench/bare_keepalive_server.h"
 #include "resilink/server/server.h"
 
 namespace resilink::apps {
@@ -31,7 +32,7 @@ struct BenchServerOptions {
   uint32_t timeout_ms = 2000;
   unsigned window = RESILINK_TX_WINDOW;
   std::string log_level = "warn";
-  std::string app = "callback";  // or "coroutine"
+  std::string app = "callback";  // or "coroutine", or "bare" (no resilink: the floor)
 };
 
 asio::awaitable<void> drain_lines(Connection& conn) {
@@ -101,6 +102,13 @@ class BenchServer {
 };
 
 int run_bench_server(const BenchServerOptions& options) {
+  if (options.app == "bare") {
+    bench::BareKeepaliveOptions bare;
+    bare.address = options.address;
+    bare.port = options.port;
+    bare.timeout_ms = options.timeout_ms;
+    bench::run_bare_keepalive_server(bare);
+  }
   asio::io_context io;
   BenchServer server(io, options);
   if (server.listen()) return 1;
@@ -147,8 +155,10 @@ void register_bench_server(CLI::App& app, int& exit_status) {
   cmd->add_option("--window", o.window, "qos messages in flight at once")
       ->check(CLI::Range(1u, static_cast<unsigned>(RESILINK_TX_WINDOW)))
       ->capture_default_str();
-  cmd->add_option("--app", o.app, "the application: callback (Server::on_line) or coroutine (readline loop per link)")
-      ->check(CLI::IsMember({"callback", "coroutine"}))
+  cmd->add_option("--app", o.app,
+                  "the application: callback (Server::on_line), coroutine (readline loop per link), or bare (no "
+                  "resilink: a bare epoll loop that only keeps the links alive, the CPU floor)")
+      ->check(CLI::IsMember({"callback", "coroutine", "bare"}))
       ->capture_default_str();
   cmd->add_option("--log", o.log_level, "the server's log level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))

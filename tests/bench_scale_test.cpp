@@ -2,6 +2,8 @@
 // end to end and its JSON report holds the figures. Only what must hold on
 // any machine is asserted (no false outages, every link up at the server);
 // the memory and CPU targets are the benchmark's to judge, not the test's.
+// The bare keepalive loop that gives the CPU figure its baseline must keep
+// every link up too.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -66,6 +68,22 @@ TEST(BenchScale, ThreeHundredIdleClientsHoldWithoutFalseOutages) {
   ASSERT_NE(cpu, nullptr);
   EXPECT_GE((*cpu)["value"].get<double>(), 0);
   EXPECT_EQ((*cpu)["target"], 10);
+
+  // The floor: the same links kept alive by the bare epoll loop, measured in
+  // the same run after the resilink server. Its links must all have stayed up
+  // (a loop that failed to send keepalives would show here as outages), and
+  // its CPU is the CPU figure's baseline.
+  const json& floor = report["context"]["scale"]["floor"];
+  ASSERT_EQ(floor["measured"], true) << floor.dump() << "\n" << log;
+  EXPECT_EQ(floor["clients"], 300);
+  EXPECT_EQ(floor["server_outages"], 0) << floor.dump();
+  EXPECT_EQ(floor["generator_outages"], 0) << floor.dump();
+  EXPECT_GT(floor["hold_s"].get<double>(), 0);
+  EXPECT_EQ((*cpu)["baseline"], floor["server_cpu_percent"]);
+  EXPECT_EQ((*cpu)["baseline_name"], "bare loop");
+  const json* floor_figure = find_figure(report, "bare keepalive loop CPU, 300 clients");
+  ASSERT_NE(floor_figure, nullptr) << report.dump(2);
+  EXPECT_EQ((*floor_figure)["value"], floor["server_cpu_percent"]);
 
   EXPECT_NE(find_figure(report, "server kernel memory per connection"), nullptr);
   EXPECT_NE(find_figure(report, "load generator CPU"), nullptr);

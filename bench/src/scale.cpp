@@ -8,6 +8,12 @@
 // The server is `resilink bench-server` in a child process; the load is a
 // LoadGenerator in this process (scale_load_generator.h).
 //
+// The CPU figure's baseline is measured after the ramp, with the same
+// generator and hold, against `resilink bench-server --app bare`: a bare
+// epoll loop that only keeps the links alive (bare_keepalive_server.h). On
+// loopback most of a server's CPU at this load is the kernel's per-packet
+// work, which any server pays; the ratio is what resilink adds to it.
+//
 // User-space memory is the growth of the server's RssAnon over its value
 // before the first client, read after each hold. The bytes malloc handed out
 // (mallinfo2 in the child) are reported beside it and are higher: pages of
@@ -86,6 +92,17 @@ struct StepResult {
   bool connected() const { return generator_up == clients && server_up == clients; }
 };
 
+// The same load against the bare keepalive loop (bare_keepalive_server.h).
+struct FloorResult {
+  bool measured = false;
+  uint32_t clients = 0;
+  double hold_s = 0;
+  double cpu_percent = 0;
+  double user_cpu_percent = 0;
+  uint64_t server_outages = 0;
+  uint64_t generator_outages = 0;
+};
+
 // 1-2-5 steps from a tenth of the clients, then the clients themselves.
 std::vector<uint32_t> ramp_steps(const ScaleOptions& o) {
   std::vector<uint32_t> steps;
@@ -146,33 +163,89 @@ class ScaleRun {
     step_hold_s_ = o_.common.quick ? 2 : (o_.step_hold_s ? o_.step_hold_s : std::clamp(o_.hold_s / 2, 1u, 10u));
     final_hold_s_ = o_.common.quick ? std::min(o_.hold_s, 4u) : o_.hold_s;
 
-    BenchServerProcess server(o_.common.self_exe, o_.timeout_ms, o_.app);
-    auto base_stats = query(server);
-    base_memory_ = read_process_memory(server.pid());
-    base_heap_ = base_stats["heap_in_use"];
-    base_kernel_ = read_kernel_memory();
+    {
+      BenchServerProcess server(o_.common.self_exe, o_.timeout_ms, o_.app);
+      auto base_stats = query(server);
+      base_memory_ = read_process_memory(server.pid());
+      base_heap_ = base_stats["heap_in_use"];
+      base_kernel_ = read_kernel_memory();
+      LoadGenerator generator(generator_options(server.port(), "scale-"));
 
-    LoadGeneratorOptions g;
-    g.port = server.port();
-    g.timeout_ms = o_.timeout_ms;
-    g.threads = o_.generator_threads;
-    g.connects_in_flight = o_.connects_in_flight;
-    g.clients_per_source_address = clients_per_source_address_;
-    LoadGenerator generator(g);
-
-    for (uint32_t step : steps_) {
-      results_.push_back(run_step(step, step == steps_.back() ? final_hold_s_ : step_hold_s_, server, generator));
-      print_progress(results_.back());
-      if (!results_.back().connected()) break;  // more clients will not connect either
+      for (uint32_t step : steps_) {
+        results_.push_back(run_step(step, step == steps_.back() ? final_hold_s_ : step_hold_s_, server, generator));
+        print_progress(results_.back());
+        if (!results_.back().connected()) break;  // more clients will not connect either
+      }
+      // Counted above, before either end closes: from here on, links going
+      // down are the teardown, not outages.
+      server.stop(std::chrono::seconds(10));
+      generator.stop();
     }
-    // Counted above, before either end closes: from here on, links going
-    // down are the teardown, not outages.
-    server.stop(std::chrono::seconds(10));
-    generator.stop();
+    // The floor, once the measured server and its links are gone: the same
+    // load against a bare keepalive loop (bare_keepalive_server.h).
+    if (results_.back().connected()) floor_ = run_floor(results_.back().clients, final_hold_s_);
     add_figures();
   }
 
  private:
+  LoadGeneratorOptions generator_options(uint16_t port, const std::string& id_prefix) const {
+    LoadGeneratorOptions g;
+    g.port = port;
+    g.timeout_ms = o_.timeout_ms;
+    g.threads = o_.generator_threads;
+    g.connects_in_flight = o_.connects_in_flight;
+    g.clients_per_source_address = clients_per_source_address_;
+    g.id_prefix = id_prefix;
+    return g;
+  }
+
+  // Waits until `clients` links are up at the generator; false if they do not
+  // all come up in a generous time.
+  bool wait_connected(BenchServerProcess& server, LoadGenerator& generator, uint32_t clients, uint32_t added) {
+    // Generous: a healthy loopback run connects thousands per second.
+    auto give_up = Clock::now() + std::chrono::seconds(20) + std::chrono::milliseconds(10) * added;
+    while (generator.counts().up < clients && Clock::now() < give_up) {
+      if (!server.running()) throw std::runtime_error("scale: bench-server exited during the ramp");
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return generator.counts().up >= clients;
+  }
+
+  // The CPU a server needs for these links when it does nothing but keep them
+  // alive: one recv per keepalive heard, one send per keepalive due, on this
+  // kernel, measured like the resilink server's over the same hold.
+  FloorResult run_floor(uint32_t clients, uint32_t hold_s) {
+    FloorResult f;
+    f.clients = clients;
+    BenchServerProcess server(o_.common.self_exe, o_.timeout_ms, "bare");
+    LoadGenerator generator(generator_options(server.port(), "floor-"));
+    generator.add_clients(clients);
+    if (!wait_connected(server, generator, clients, clients)) {
+      std::fprintf(stderr, "bench: scale: floor: only %llu of %u links came up; not measured\n",
+                   static_cast<unsigned long long>(generator.counts().up), clients);
+      return f;
+    }
+    hold(server, o_.common.quick ? 0.5 : 1.0);
+    double cpu_0 = process_cpu_seconds(server.pid());
+    double user_0 = process_cpu_seconds(server.pid(), true);
+    auto start = Clock::now();
+    hold(server, hold_s);
+    f.hold_s = std::chrono::duration<double>(Clock::now() - start).count();
+    f.cpu_percent = 100 * (process_cpu_seconds(server.pid()) - cpu_0) / f.hold_s;
+    f.user_cpu_percent = 100 * (process_cpu_seconds(server.pid(), true) - user_0) / f.hold_s;
+    f.generator_outages = generator.counts().outages;
+    f.server_outages = query(server)["outages"];
+    f.measured = true;
+    server.stop(std::chrono::seconds(10));
+    generator.stop();
+    std::fprintf(stderr,
+                 "bench: scale: floor (bare keepalive loop): %u clients: server CPU %.1f%% (user %.2f%%); "
+                 "outages %llu server, %llu clients\n",
+                 clients, f.cpu_percent, f.user_cpu_percent, static_cast<unsigned long long>(f.server_outages),
+                 static_cast<unsigned long long>(f.generator_outages));
+    return f;
+  }
+
   void prepare_limits() {
     // Each process holds a socket per client, plus its own few.
     fd_limit_ = raise_fd_limit(static_cast<uint64_t>(o_.clients) + 1024);
@@ -208,12 +281,7 @@ class ScaleRun {
     uint32_t added = clients - generator.clients();
     auto start = Clock::now();
     generator.add_clients(added);
-    // Generous: a healthy loopback run connects thousands per second.
-    auto give_up = start + std::chrono::seconds(20) + std::chrono::milliseconds(10) * added;
-    while (generator.counts().up < clients && Clock::now() < give_up) {
-      if (!server.running()) throw std::runtime_error("scale: bench-server exited during the ramp");
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
+    wait_connected(server, generator, clients, added);
     r.connect_s = std::chrono::duration<double>(Clock::now() - start).count();
     r.connect_rate = r.connect_s > 0 ? added / r.connect_s : 0;
 
@@ -400,7 +468,31 @@ class ScaleRun {
     f.target = kMaxServerCpuPercent;
     f.note = "keepalive every " + std::to_string(o_.timeout_ms / 4) + " ms each way, over " +
              std::to_string(static_cast<int>(last.hold_s)) + " s; " + held_up_to_text(held_cpu, first);
+    if (floor_.measured && floor_.clients == last.clients) {
+      f.baseline = floor_.cpu_percent;
+      f.baseline_name = "bare loop";
+      f.note += "; baseline: the same links kept alive by a bare epoll loop (one recv and one send per "
+                "keepalive, no protocol), measured after it";
+      if (floor_.cpu_percent > kMaxServerCpuPercent) f.note += ": the floor alone misses the target on this machine";
+    }
     report_.add(f);
+    f.baseline.reset();
+    f.baseline_name.clear();
+
+    if (floor_.measured) {
+      f.name = "bare keepalive loop CPU, " + std::to_string(floor_.clients) + " clients";
+      f.value = floor_.cpu_percent;
+      f.goal = Goal::none;
+      f.target = 0;
+      char floor_note[200];
+      std::snprintf(floor_note, sizeof floor_note,
+                    "the floor: any server that recvs and sends each keepalive on this kernel; user space %.2f%%; "
+                    "outages %llu server, %llu clients",
+                    floor_.user_cpu_percent, static_cast<unsigned long long>(floor_.server_outages),
+                    static_cast<unsigned long long>(floor_.generator_outages));
+      f.note = floor_note;
+      report_.add(f);
+    }
 
     f.name = "server CPU in user space, " + at;
     f.value = last.server_user_cpu_percent;
@@ -521,7 +613,15 @@ class ScaleRun {
                           {"kernel_slab_total_growth_per_connection_both_ends",
                            per_connection(growth(last.kernel.slab, base_kernel_.slab), last.clients)},
                           {"kernel_slab_growth_per_connection_both_ends", caches},
-                          {"kernel_slab_objects_per_socket", socket_object_bytes(last.kernel)}});
+                          {"kernel_slab_objects_per_socket", socket_object_bytes(last.kernel)},
+                          {"floor",
+                           {{"measured", floor_.measured},
+                            {"clients", floor_.clients},
+                            {"hold_s", floor_.hold_s},
+                            {"server_cpu_percent", floor_.cpu_percent},
+                            {"server_user_cpu_percent", floor_.user_cpu_percent},
+                            {"server_outages", floor_.server_outages},
+                            {"generator_outages", floor_.generator_outages}}}});
     std::fprintf(stderr, "bench: scale: %s\n", where.c_str());
   }
 
@@ -544,6 +644,7 @@ class ScaleRun {
   uint64_t base_heap_ = 0;
   KernelMemory base_kernel_;
   std::vector<StepResult> results_;
+  FloorResult floor_;
 };
 
 }  // namespace
