@@ -14,7 +14,7 @@ gtest_discover_tests(bench_scale_test DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 12
 # loopback sockets: keepalives every timeout/4, silent links closed.
 add_executable(bare_keepalive_server_test ${CMAKE_CURRENT_LIST_DIR}/bare_keepalive_server_test.cpp)
 target_include_directories(bare_keepalive_server_test PRIVATE ${CMAKE_CURRENT_LIST_DIR})
-target_link_libraries(bare_keepalive_server_test PRIVATE GTest::gtest_main)
+target_link_libraries(bare_keepalive_server_test PRIVATE resilink_server GTest::gtest_main)  # RawClient (support/server_harness.h)
 target_compile_definitions(bare_keepalive_server_test PRIVATE RESILINK_BINARY="$<TARGET_FILE:resilink>")
 add_dependencies(bare_keepalive_server_test resilink)
 gtest_discover_tests(bare_keepalive_server_test DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 60 RUN_SERIAL TRUE)

@@ -92,6 +92,15 @@ struct StepResult {
   bool connected() const { return generator_up == clients && server_up == clients; }
 };
 
+// What a hold of the idle load cost, in % of a core.
+struct HoldCpu {
+  double hold_s = 0;
+  double server_percent = 0;
+  double server_user_percent = 0;  // of which in user space
+  double generator_percent = 0;
+  double generator_busiest_thread_percent = 0;
+};
+
 // The same load against the bare keepalive loop (bare_keepalive_server.h).
 struct FloorResult {
   bool measured = false;
@@ -225,14 +234,10 @@ class ScaleRun {
                    static_cast<unsigned long long>(generator.counts().up), clients);
       return f;
     }
-    hold(server, o_.common.quick ? 0.5 : 1.0);
-    double cpu_0 = process_cpu_seconds(server.pid());
-    double user_0 = process_cpu_seconds(server.pid(), true);
-    auto start = Clock::now();
-    hold(server, hold_s);
-    f.hold_s = std::chrono::duration<double>(Clock::now() - start).count();
-    f.cpu_percent = 100 * (process_cpu_seconds(server.pid()) - cpu_0) / f.hold_s;
-    f.user_cpu_percent = 100 * (process_cpu_seconds(server.pid(), true) - user_0) / f.hold_s;
+    HoldCpu cpu = measure_hold(server, generator, hold_s);
+    f.hold_s = cpu.hold_s;
+    f.cpu_percent = cpu.server_percent;
+    f.user_cpu_percent = cpu.server_user_percent;
     f.generator_outages = generator.counts().outages;
     f.server_outages = query(server)["outages"];
     f.measured = true;
@@ -275,6 +280,31 @@ class ScaleRun {
     }
   }
 
+  // Lets the connect burst's work drain, then holds the idle load for
+  // hold_s and measures the CPU each side used meanwhile.
+  HoldCpu measure_hold(BenchServerProcess& server, LoadGenerator& generator, uint32_t hold_s) {
+    hold(server, o_.common.quick ? 0.5 : 1.0);
+    double server_cpu_0 = process_cpu_seconds(server.pid());
+    double server_user_0 = process_cpu_seconds(server.pid(), true);
+    double generator_cpu_0 = self_cpu_seconds();
+    std::vector<double> threads_0 = generator.thread_cpu_seconds();
+    auto hold_start = Clock::now();
+    hold(server, hold_s);
+    HoldCpu c;
+    c.hold_s = std::chrono::duration<double>(Clock::now() - hold_start).count();
+    double server_cpu_1 = process_cpu_seconds(server.pid());
+    double server_user_1 = process_cpu_seconds(server.pid(), true);
+    double generator_cpu_1 = self_cpu_seconds();
+    std::vector<double> threads_1 = generator.thread_cpu_seconds();
+    c.server_percent = 100 * (server_cpu_1 - server_cpu_0) / c.hold_s;
+    c.server_user_percent = 100 * (server_user_1 - server_user_0) / c.hold_s;
+    c.generator_percent = 100 * (generator_cpu_1 - generator_cpu_0) / c.hold_s;
+    for (size_t i = 0; i < threads_1.size() && i < threads_0.size(); ++i)
+      c.generator_busiest_thread_percent =
+          std::max(c.generator_busiest_thread_percent, 100 * (threads_1[i] - threads_0[i]) / c.hold_s);
+    return c;
+  }
+
   StepResult run_step(uint32_t clients, uint32_t hold_s, BenchServerProcess& server, LoadGenerator& generator) {
     StepResult r;
     r.clients = clients;
@@ -285,25 +315,12 @@ class ScaleRun {
     r.connect_s = std::chrono::duration<double>(Clock::now() - start).count();
     r.connect_rate = r.connect_s > 0 ? added / r.connect_s : 0;
 
-    // Let the connect burst's work drain before timing the idle load.
-    hold(server, o_.common.quick ? 0.5 : 1.0);
-    double server_cpu_0 = process_cpu_seconds(server.pid());
-    double server_user_0 = process_cpu_seconds(server.pid(), true);
-    double generator_cpu_0 = self_cpu_seconds();
-    std::vector<double> threads_0 = generator.thread_cpu_seconds();
-    auto hold_start = Clock::now();
-    hold(server, hold_s);
-    r.hold_s = std::chrono::duration<double>(Clock::now() - hold_start).count();
-    double server_cpu_1 = process_cpu_seconds(server.pid());
-    double server_user_1 = process_cpu_seconds(server.pid(), true);
-    double generator_cpu_1 = self_cpu_seconds();
-    std::vector<double> threads_1 = generator.thread_cpu_seconds();
-    r.server_cpu_percent = 100 * (server_cpu_1 - server_cpu_0) / r.hold_s;
-    r.server_user_cpu_percent = 100 * (server_user_1 - server_user_0) / r.hold_s;
-    r.generator_cpu_percent = 100 * (generator_cpu_1 - generator_cpu_0) / r.hold_s;
-    for (size_t i = 0; i < threads_1.size() && i < threads_0.size(); ++i)
-      r.generator_busiest_thread_percent =
-          std::max(r.generator_busiest_thread_percent, 100 * (threads_1[i] - threads_0[i]) / r.hold_s);
+    HoldCpu cpu = measure_hold(server, generator, hold_s);
+    r.hold_s = cpu.hold_s;
+    r.server_cpu_percent = cpu.server_percent;
+    r.server_user_cpu_percent = cpu.server_user_percent;
+    r.generator_cpu_percent = cpu.generator_percent;
+    r.generator_busiest_thread_percent = cpu.generator_busiest_thread_percent;
 
     // Memory after the hold, so that it has settled into its idle pattern.
     ProcessMemory memory = read_process_memory(server.pid());
